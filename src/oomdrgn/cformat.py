@@ -1,0 +1,55 @@
+"""C ``printf`` semantics for the kernel's printk formats (standard library only).
+
+Python's ``%`` operator accepts the kernel's conversions (``%5d``, ``%8lu``,
+``%5hd``, ``%s``) but not C's integer conversions: ``%u`` of -1 prints
+4294967295, ``%hd`` truncates to a short, ``%lu`` wraps at 2**64. This module
+applies those conversions first, so a format copied from ``mm/oom_kill.c``
+prints what the kernel prints.
+"""
+
+import re
+from typing import Any, Sequence
+
+__all__ = ["cformat", "ctype_cast"]
+
+_CONV = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\d+)?(?:\.(?P<prec>\d+))?"
+                   r"(?P<len>hh|h|ll|l|z)?(?P<conv>[diuxXsc%])")
+
+_BITS = {"hh": 8, "h": 16, None: 32, "l": 64, "ll": 64, "z": 64}
+
+
+def ctype_cast(value: int, length: str | None, signed: bool) -> int:
+    """Convert *value* as C converts a vararg read with ``length`` (``h``, ``l``...)."""
+    bits = _BITS[length]
+    value &= (1 << bits) - 1
+    if signed and value >> (bits - 1):
+        value -= 1 << bits
+    return value
+
+
+def cformat(fmt: str, args: Sequence[Any]) -> str:
+    """Format *args* with the C format string *fmt* exactly as ``vsnprintf`` would."""
+    out = []
+    pos = 0
+    it = iter(args)
+    for m in _CONV.finditer(fmt):
+        out.append(fmt[pos:m.start()])
+        pos = m.end()
+        conv = m.group("conv")
+        if conv == "%":
+            out.append("%")
+            continue
+        spec = "%" + m.group("flags") + (m.group("width") or "")
+        if m.group("prec") is not None:
+            spec += "." + m.group("prec")
+        value = next(it)
+        if conv == "s":
+            out.append((spec + "s") % (value,))
+        elif conv == "c":
+            out.append((spec + "c") % (value,))
+        else:
+            signed = conv in "di"
+            value = ctype_cast(int(value), m.group("len"), signed)
+            out.append((spec + ("d" if conv in "diu" else conv)) % (value,))
+    out.append(fmt[pos:])
+    return "".join(out)

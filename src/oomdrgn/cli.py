@@ -1,0 +1,61 @@
+"""``oomdrgn``: the command line. Opens a target with drgn and runs one subcommand."""
+
+import argparse
+import sys
+from typing import List, Optional
+
+from .commands import add_rule_argument, add_subcommands, run_command
+from .errors import EXIT_INTERNAL, OomdrgnError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oomdrgn",
+        description="What the Linux OOM killer sees, prints and would kill, "
+                    "from a vmcore, the live kernel or a QEMU guest.")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("-c", "--core", metavar="VMCORE", help="a vmcore (ELF or kdump)")
+    target.add_argument("-k", "--kernel", action="store_true",
+                        help="the running kernel, through /proc/kcore (root; the default)")
+    target.add_argument("--qemu", metavar="QMP_SOCKET", help="a QEMU guest's QMP socket")
+    parser.add_argument("-s", "--symbols", metavar="VMLINUX", action="append", default=[],
+                        help="debug vmlinux (repeatable; default: drgn's debug info search)")
+    add_rule_argument(parser)
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="do not print the detected formats and counter rules on stderr")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_subcommands(parser)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    sys.stdout.reconfigure(errors="surrogateescape")
+    try:
+        from .drgn_program import open_program
+        from .drgn_commands import reader_for
+        prog = open_program(core=args.core, kcore=args.kernel, qemu=args.qemu,
+                            vmlinux=args.symbols)
+        reader = reader_for(prog, args.counter_rule)
+        if not args.quiet:
+            print(f"oomdrgn: {reader.info.describe()}", file=sys.stderr)
+        status = run_command(reader, args, sys.stdout)
+        sys.stdout.flush()
+        return status
+    except OomdrgnError as e:
+        print(f"oomdrgn: error: {e}", file=sys.stderr)
+        return e.status
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # one line, never a traceback unless asked
+        if args.debug:
+            raise
+        print(f"oomdrgn: internal error: {type(e).__name__}: {e} (rerun with --debug)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

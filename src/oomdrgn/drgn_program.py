@@ -1,0 +1,139 @@
+"""Open a drgn Program on a vmcore, the live kernel or a QEMU guest, with clear errors."""
+
+import os
+import platform as host_platform
+from typing import Optional, Sequence
+
+import drgn
+from drgn import Architecture, Platform, PlatformFlags, Program
+
+from .elffile import elf_machine
+from .errors import (EXIT_DEBUGINFO, EXIT_PERMISSION, EXIT_TARGET, OomdrgnError)
+
+__all__ = ["open_program", "core_format"]
+
+_ARCH = {"x86_64": Architecture.X86_64, "aarch64": Architecture.AARCH64}
+
+
+def core_format(path: str) -> str:
+    """``elf``, ``kdump`` or ``flattened`` from the file's magic; raises if none."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(16)
+    except IsADirectoryError:
+        raise OomdrgnError(f"{path}: is a directory, not a vmcore", EXIT_TARGET) from None
+    except PermissionError:
+        raise OomdrgnError(f"{path}: permission denied (run as a user who may read it)",
+                           EXIT_PERMISSION) from None
+    except FileNotFoundError:
+        raise OomdrgnError(f"{path}: no such vmcore", EXIT_TARGET) from None
+    if not magic:
+        raise OomdrgnError(f"{path}: empty file, not a vmcore", EXIT_TARGET)
+    if magic.startswith(b"\x7fELF"):
+        return "elf"
+    if magic.startswith(b"KDUMP   "):
+        return "kdump"
+    if magic.startswith(b"makedumpfile"):
+        return "flattened"
+    raise OomdrgnError(f"{path}: not a vmcore (neither ELF nor kdump format)", EXIT_TARGET)
+
+
+def _platform(vmlinux: Sequence[str]) -> Platform:
+    # QEMU's kdump-zlib dumps carry no architecture name, and libkdumpfile then
+    # fails ("KDUMP_ATTR_ARCH_NAME: Key has no value"): name it ourselves, from
+    # the vmlinux if given, else the host.
+    arch = None
+    for path in vmlinux:
+        try:
+            arch = elf_machine(path)
+        except (OSError, ValueError):
+            continue
+        if arch:
+            break
+    arch = arch or host_platform.machine()
+    if arch not in _ARCH:
+        raise OomdrgnError(f"unsupported architecture {arch!r}", EXIT_TARGET)
+    return Platform(_ARCH[arch], PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN)
+
+
+def _set_target(prog_args: dict, core: Optional[str], kcore: bool, qemu: Optional[str],
+                vmlinux: Sequence[str]) -> Program:
+    if core is not None:
+        fmt = core_format(core)
+        prog = Program(_platform(vmlinux)) if fmt != "elf" else Program()
+        try:
+            prog.set_core_dump(core)
+        except (OSError, ValueError) as e:
+            raise OomdrgnError(f"{core}: cannot read vmcore: {e}", EXIT_TARGET) from None
+        return prog
+    prog = Program()
+    if qemu is not None:
+        try:
+            prog.set_qemu_qmp(qemu)
+        except (OSError, ValueError) as e:
+            raise OomdrgnError(f"{qemu}: cannot attach to the QEMU guest over QMP: {e}",
+                               EXIT_TARGET) from None
+        return prog
+    if os.geteuid() != 0:
+        raise OomdrgnError("-k reads /proc/kcore and needs root: run it with sudo",
+                           EXIT_PERMISSION)
+    if not os.path.exists("/proc/kcore"):
+        raise OomdrgnError("/proc/kcore does not exist (kernel built without "
+                           "CONFIG_PROC_KCORE): use a vmcore instead", EXIT_TARGET)
+    try:
+        prog.set_kernel()
+    except PermissionError as e:
+        raise OomdrgnError(f"cannot read /proc/kcore ({e}); kernel lockdown may forbid it",
+                           EXIT_PERMISSION) from None
+    except (OSError, ValueError) as e:
+        raise OomdrgnError(f"cannot attach to the live kernel: {e}", EXIT_TARGET) from None
+    return prog
+
+
+def _load_debug_info(prog: Program, vmlinux: Sequence[str]) -> None:
+    for path in vmlinux:
+        if not os.path.isfile(path):
+            raise OomdrgnError(f"{path}: no such vmlinux", EXIT_DEBUGINFO)
+    try:
+        if vmlinux:
+            prog.load_debug_info(vmlinux)
+        else:
+            prog.load_debug_info(main=True)
+    except drgn.MissingDebugInfoError:
+        pass  # judged below, for the main module only
+    main = prog.main_module()
+    if main.debug_file_path is None:
+        release = _release(prog)
+        if vmlinux:
+            raise OomdrgnError(
+                f"{', '.join(vmlinux)} does not match the kernel in the target "
+                f"({release}; build ID mismatch or no debug info): pass the debug vmlinux of "
+                "that exact build", EXIT_DEBUGINFO)
+        raise OomdrgnError(
+            f"no debug info found for kernel {release}: install linux-image-{release}-dbg "
+            "or pass -s VMLINUX", EXIT_DEBUGINFO)
+
+
+def _release(prog: Program) -> str:
+    try:
+        return prog["UTS_RELEASE"].string_().decode()
+    except Exception:
+        try:
+            return prog.main_module().name
+        except Exception:
+            return "unknown"
+
+
+def open_program(core: Optional[str] = None, kcore: bool = False, qemu: Optional[str] = None,
+                 vmlinux: Sequence[str] = ()) -> Program:
+    """A Program for one target, with the main kernel's debug info loaded.
+
+    :param core: path of a vmcore (ELF or kdump; QEMU's kdump-zlib included)
+    :param kcore: the live kernel through /proc/kcore (root)
+    :param qemu: a QEMU QMP socket
+    :param vmlinux: explicit debug vmlinux files (default: drgn's search)
+    :raises OomdrgnError: one-line, user-facing, with an exit status
+    """
+    prog = _set_target({}, core, kcore, qemu, vmlinux)
+    _load_debug_info(prog, vmlinux)
+    return prog

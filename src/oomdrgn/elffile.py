@@ -1,0 +1,55 @@
+"""Read one section of an ELF file (standard library only).
+
+Used to fetch a kernel image's ``.rodata`` from the vmlinux on disk, so that
+the printk formats can be found without reading megabytes of target memory.
+"""
+
+import struct
+from typing import BinaryIO, Optional
+
+__all__ = ["read_section", "elf_machine"]
+
+_EM = {62: "x86_64", 183: "aarch64"}
+
+
+def _header(f: BinaryIO):
+    ident = f.read(16)
+    if ident[:4] != b"\x7fELF":
+        raise ValueError("not an ELF file")
+    is64 = ident[4] == 2
+    endian = "<" if ident[5] == 1 else ">"
+    if is64:
+        fmt = endian + "HHIQQQIHHHHHH"
+    else:
+        fmt = endian + "HHIIIIIHHHHHH"
+    fields = struct.unpack(fmt, f.read(struct.calcsize(fmt)))
+    return is64, endian, fields
+
+
+def elf_machine(path: str) -> Optional[str]:
+    """The architecture name of an ELF file (``x86_64``, ``aarch64``), if known."""
+    with open(path, "rb") as f:
+        _, _, fields = _header(f)
+    return _EM.get(fields[1])
+
+
+def read_section(path: str, name: str) -> Optional[bytes]:
+    """The contents of section *name* of the ELF file at *path*, or ``None``."""
+    with open(path, "rb") as f:
+        is64, endian, fields = _header(f)
+        shoff, shentsize, shnum, shstrndx = fields[5], fields[10], fields[11], fields[12]
+        f.seek(shoff)
+        table = f.read(shentsize * shnum)
+        shfmt = endian + ("IIQQQQIIQQ" if is64 else "IIIIIIIIII")
+        sections = [struct.unpack_from(shfmt, table, i * shentsize) for i in range(shnum)]
+        strtab = sections[shstrndx]
+        f.seek(strtab[4])
+        names = f.read(strtab[5])
+        for sh in sections:
+            end = names.index(b"\0", sh[0])
+            if names[sh[0]:end].decode() == name:
+                if sh[1] == 8:  # SHT_NOBITS
+                    return None
+                f.seek(sh[4])
+                return f.read(sh[5])
+    return None

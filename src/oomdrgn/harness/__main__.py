@@ -1,0 +1,57 @@
+"""``python -m oomdrgn.harness``: run a scenario by hand, or get a guest shell."""
+
+import argparse
+import sys
+from typing import List, Optional
+
+from .kernels import KERNEL_NAMES, HarnessError, kernel_paths
+from .qemu import Guest
+from .scenarios import kill_moment, panic_snapshot
+
+SCENARIOS = {"panic": panic_snapshot, "kill": kill_moment}
+
+
+def _scenario(args: argparse.Namespace) -> None:
+    art = SCENARIOS[args.command](args.kernel, args.out, fmt=args.format)
+    vmlinux = kernel_paths(args.kernel).vmlinux
+    arch = " --architecture x86_64" if args.format != "elf" else ""
+    print("\n".join(art.table_lines))
+    for label, value in (("summary", art.summary_line), ("kill", art.kill_line)):
+        if value:
+            print(f"{label}: {value}")
+    print(f"\nworkdir:   {art.workdir} ({art.seconds}s)\nvmcore:    {art.vmcore}\n"
+          f"console:   {art.workdir / 'console.log'}\n"
+          f"artifacts: {art.workdir / 'artifacts.json'}\n"
+          f"drgn{arch} -c {art.vmcore} -s {vmlinux}")
+
+
+def _shell(args: argparse.Namespace) -> None:
+    with Guest(args.kernel, workdir=args.out, keep=True, gdb=args.gdb) as guest:
+        print(f"{guest.banner}\nworkdir: {guest.workdir} (console.log: kernel console)\n"
+              f"drgn --qemu {guest.qmp_path_for_drgn} -s {guest.kernel.vmlinux}")
+        if guest.gdb_port:
+            print(f"gdb: target remote 127.0.0.1:{guest.gdb_port} (booted nokaslr)")
+        print("ttyS1 shell; Ctrl-] quits (and kills the guest)")
+        guest.interact()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m oomdrgn.harness", description=__doc__)
+    parser.add_argument("command", choices=[*SCENARIOS, "shell"],
+                        help="panic: panic_on_oom snapshot; kill: dump at __oom_kill_process; "
+                             "shell: boot and hand over the ttyS1 shell")
+    parser.add_argument("kernel", choices=KERNEL_NAMES)
+    parser.add_argument("--out", help="directory to keep everything in (default /tmp/oomdrgn-*)")
+    parser.add_argument("--format", default="elf", choices=["elf", "kdump-zlib"])
+    parser.add_argument("--gdb", action="store_true", help="shell: open a gdbstub too")
+    args = parser.parse_args(argv)
+    try:
+        _shell(args) if args.command == "shell" else _scenario(args)
+    except HarnessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The guest's initramfs: busybox, the workloads, ``/init`` and the kernel's modules.
+
+Both the compiled workloads and the archive are cached by content hash, so a
+second boot of the same kernel costs nothing here.
+"""
+
+import gzip
+import hashlib
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+from typing import Dict, Iterable, List, Tuple
+
+from .kernels import HarnessError, KernelPaths, cache_dir, vm_images_dir
+
+__all__ = ["build_initramfs", "compile_workloads", "write_cpio"]
+
+BUSYBOX = "/bin/busybox"  # Debian's busybox-static
+_CFLAGS = ["-static", "-O2", "-pthread"]
+
+
+def _sha(*chunks: bytes) -> str:
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(hashlib.sha256(chunk).digest())
+    return h.hexdigest()[:16]
+
+
+def compile_workloads() -> Dict[str, Path]:
+    """Build every ``vm-images/workloads/*.c``; return ``{name: binary}``."""
+    sources = sorted((vm_images_dir() / "workloads").glob("*.c"))
+    key = _sha(" ".join(_CFLAGS).encode(),
+               *(s.name.encode() + s.read_bytes() for s in sources))
+    out = cache_dir() / "workloads" / key
+    bins = {s.stem: out / s.stem for s in sources}
+    if all(b.exists() for b in bins.values()):
+        return bins
+    tmp = out.with_name(key + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for src in sources:
+        cmd = ["gcc", *_CFLAGS, "-o", str(tmp / src.stem), str(src)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            raise HarnessError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return bins
+
+
+def _applets() -> List[str]:
+    if not Path(BUSYBOX).is_file():
+        raise HarnessError(f"{BUSYBOX} missing: install busybox-static")
+    out = subprocess.run([BUSYBOX, "--list"], check=True, capture_output=True, text=True)
+    return sorted(set(out.stdout.split()) - {"busybox"})
+
+
+# (path, mode, data, rdev) entries; mode carries the file type bits.
+Entry = Tuple[str, int, bytes, Tuple[int, int]]
+
+
+def write_cpio(entries: Iterable[Entry]) -> bytes:
+    """An uncompressed ``newc`` cpio archive of ``entries``."""
+    out = bytearray()
+
+    def add(name: str, mode: int, data: bytes, rdev: Tuple[int, int], ino: int) -> None:
+        nlink = 2 if stat.S_ISDIR(mode) else 1
+        fields = (ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rdev[0], rdev[1],
+                  len(name) + 1, 0)
+        out.extend(b"070701" + b"".join(b"%08x" % f for f in fields))
+        out.extend(name.encode() + b"\0")
+        out.extend(b"\0" * (-len(out) % 4))
+        out.extend(data)
+        out.extend(b"\0" * (-len(out) % 4))
+
+    ino = 0
+    for ino, (name, mode, data, rdev) in enumerate(entries, 1):
+        add(name, mode, data, rdev, ino)
+    add("TRAILER!!!", 0, b"", (0, 0), 0)
+    return bytes(out)
+
+
+def _entries(kernel: KernelPaths, workloads: Dict[str, Path]) -> List[Entry]:
+    d, f, x = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o644, stat.S_IFREG | 0o755
+    entries: List[Entry] = [(p, d, b"", (0, 0)) for p in
+                            ("bin", "dev", "proc", "sys", "tmp", "modules")]
+    entries.append(("dev/console", stat.S_IFCHR | 0o600, b"", (5, 1)))
+    entries.append(("init", x, (vm_images_dir() / "guest" / "init").read_bytes(), (0, 0)))
+    entries.append(("bin/busybox", x, Path(BUSYBOX).read_bytes(), (0, 0)))
+    entries += [(f"bin/{a}", stat.S_IFLNK | 0o777, b"busybox", (0, 0)) for a in _applets()]
+    entries += [(f"bin/{n}", x, p.read_bytes(), (0, 0)) for n, p in sorted(workloads.items())]
+    entries += [(f"modules/{m.name}", f, m.read_bytes(), (0, 0))
+                for m in sorted(kernel.modules_dir.glob("*.ko"))]
+    return entries
+
+
+def build_initramfs(kernel: KernelPaths) -> Path:
+    """A gzipped cpio for ``kernel``, cached under ``<cache>/initramfs/``."""
+    entries = _entries(kernel, compile_workloads())
+    key = _sha(*(name.encode() + b"%o" % mode + data for name, mode, data, _ in entries))
+    path = cache_dir() / "initramfs" / f"{key}.cpio.gz"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(gzip.compress(write_cpio(entries), compresslevel=6, mtime=0))
+        tmp.rename(path)
+    return path

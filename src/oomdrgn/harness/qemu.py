@@ -1,0 +1,302 @@
+"""Boot a fetched Debian kernel with the test initramfs under QEMU, and drive it.
+
+Serial port ttyS0 carries only the kernel console (to ``console.log``); ttyS1
+carries the shell that :meth:`Guest.run` drives through pexpect. QMP serves
+status, stop/cont and dumps; a second QMP socket is left free for
+``drgn --qemu``.
+"""
+
+import os
+import re
+import shlex
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional, Union
+
+import pexpect
+
+from .dumps import unflatten
+from .initramfs import build_initramfs
+from .kernels import HarnessError, KernelPaths, kernel_paths
+from .qmp import Qmp
+
+__all__ = ["Guest", "strip_timestamp"]
+
+QEMU = "qemu-system-x86_64"
+BASE_APPEND = "console=ttyS0 ignore_loglevel printk.time=1 panic=-1 log_buf_len=8M"
+_TIMESTAMP = re.compile(r"^\[ *\d+\.\d+\] ")
+_READY = "OOMDRGN-READY"
+
+
+def strip_timestamp(line: str) -> str:
+    """``line`` without its leading ``[   12.345678] `` printk timestamp."""
+    return _TIMESTAMP.sub("", line, count=1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Guest:
+    """One QEMU guest, booted when constructed; use as a context manager.
+
+    :param kernel: a name from ``vm-images/kernels.list`` or its :class:`KernelPaths`.
+    :param workdir: where ``console.log``, ``ttyS1.log``, sockets and dumps go;
+        default a fresh ``/tmp/oomdrgn-*``, removed by :meth:`close` unless ``keep``.
+        A directory given here is never removed.
+    :param gdb: open a gdbstub on ``127.0.0.1:gdb_port``; implies ``nokaslr``
+        unless ``nokaslr=False`` is given, so ``nm`` addresses hold.
+    :param gdb_wait: start halted (``-S``) until a debugger continues; then
+        call :meth:`wait_ready` yourself.
+    :param accel: ``"tcg"`` (default, or ``$OOMDRGN_ACCEL``) or ``"kvm"``
+        (refused when ``/dev/kvm`` is not usable).
+    """
+
+    def __init__(self, kernel: Union[str, KernelPaths], *, workdir: Optional[str] = None,
+                 keep: bool = False, smp: int = 2, memory_mb: int = 256, append: str = "",
+                 nokaslr: Optional[bool] = None, gdb: bool = False, gdb_wait: bool = False,
+                 accel: Optional[str] = None, boot_timeout: float = 180.0) -> None:
+        self.kernel = kernel_paths(kernel) if isinstance(kernel, str) else kernel
+        qemu = shutil.which(QEMU)
+        if not qemu:
+            raise HarnessError(f"{QEMU} not found: install qemu-system-x86")
+        accel_args = self._accel_args(accel)
+        initrd = build_initramfs(self.kernel)
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="oomdrgn-", dir="/tmp"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.keep = keep
+        self.console_path = self.workdir / "console.log"
+        self.tty_log_path = self.workdir / "ttyS1.log"
+        self.stderr_path = self.workdir / "qemu.stderr"
+        self.qmp_path = self.workdir / "qmp.sock"
+        self.qmp_path_for_drgn = self.workdir / "qmp-drgn.sock"
+        self.gdb_port = _free_port() if gdb else None
+        self._tty: Optional[pexpect.spawn] = None
+        self._qmp: Optional[Qmp] = None
+        self._seq = 0
+        self.banner = ""
+        if nokaslr is None:
+            nokaslr = gdb
+        cmdline = " ".join(filter(None, [BASE_APPEND, "nokaslr" if nokaslr else "", append]))
+        args = [qemu, *accel_args, "-smp", str(smp), "-m", str(memory_mb),
+                "-nographic", "-monitor", "none", "-no-reboot",
+                "-kernel", str(self.kernel.vmlinuz), "-initrd", str(initrd),
+                "-append", cmdline,
+                "-serial", f"file:{self.console_path}",
+                "-chardev", "stdio,id=ttyS1,signal=off", "-serial", "chardev:ttyS1",
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+                "-qmp", f"unix:{self.qmp_path_for_drgn},server=on,wait=off",
+                "-device", "vmcoreinfo", "-device", "pvpanic", "-action", "panic=pause"]
+        if gdb:
+            args += ["-gdb", f"tcp:127.0.0.1:{self.gdb_port}"] + (["-S"] if gdb_wait else [])
+        self.qemu_args = args
+        try:
+            if len(str(self.qmp_path_for_drgn)) > 100:
+                raise HarnessError(f"workdir path too long for unix sockets: {self.workdir}")
+            self._start(args)
+            if not gdb_wait:
+                self.wait_ready(boot_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _accel_args(accel: Optional[str]) -> List[str]:
+        accel = accel or os.environ.get("OOMDRGN_ACCEL") or "tcg"
+        if accel == "tcg":
+            return ["-accel", "tcg", "-cpu", "max"]
+        if accel == "kvm":
+            # Only on request: on some hosts /dev/kvm exists but guests die.
+            if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+                raise HarnessError("accel=kvm requested but /dev/kvm is not usable")
+            return ["-accel", "kvm", "-cpu", "host"]
+        raise HarnessError(f"unknown accel {accel!r} (tcg or kvm)")
+
+    def _start(self, args: List[str]) -> None:
+        shell = f"exec {shlex.join(args)} 2>{shlex.quote(str(self.stderr_path))}"
+        self._tty = pexpect.spawn("/bin/sh", ["-c", shell], encoding="utf-8",
+                                  codec_errors="replace", echo=False)
+        self._tty.logfile_read = open(self.tty_log_path, "w")
+        deadline = time.monotonic() + 30
+        while not self.qmp_path.exists():
+            if not self._tty.isalive() or time.monotonic() > deadline:
+                raise self._error("QEMU did not open its QMP socket")
+            time.sleep(0.05)
+        self._qmp = Qmp(str(self.qmp_path))
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        """Wait for ``/init``'s ready marker on ttyS1 (sets :attr:`banner`)."""
+        self._expect(_READY + r"[^\r\n]*\r*\n", timeout, "the guest did not boot to its shell")
+        self.banner = (self._tty.after or "").strip()
+        # The banner comes from the shell's own tty, so input is not lost; one
+        # retry still covers a slow first prompt under TCG.
+        for attempt in (1, 2):
+            try:
+                self.run("PS1='# '", timeout=30)
+                return
+            except HarnessError:
+                if attempt == 2:
+                    raise
+
+    # -- the ttyS1 shell ---------------------------------------------------------
+
+    def _expect(self, pattern: str, timeout: float, what: str) -> None:
+        try:
+            self._tty.expect(pattern, timeout=timeout)
+        except pexpect.TIMEOUT:
+            raise self._error(f"{what} (timeout {timeout:g}s)") from None
+        except pexpect.EOF:
+            raise self._error(f"{what}: QEMU exited") from None
+
+    def run(self, cmd: str, timeout: float = 60.0, check: bool = True) -> str:
+        """Run ``cmd`` in the guest shell; return its output (``\\r`` removed).
+
+        ``cmd`` must not read stdin. A trailing ``&`` backgrounds it as usual.
+        :raises HarnessError: on timeout, or on a non-zero status if ``check``.
+        """
+        self._seq += 1
+        tag = f"OOMDRGN{self._seq}x"
+        # The quotes keep the echoed command line from matching the markers.
+        self._tty.sendline(f"echo {tag}''B; eval {shlex.quote(cmd)}; echo {tag}''E$?")
+        # The host pty adds its own \r to the guest's \r\n.
+        self._expect(tag + r"B\r*\n", timeout, f"no start marker for {cmd!r}")
+        self._expect(tag + r"E(\d+)\r*\n", timeout, f"{cmd!r} did not finish")
+        out = self._tty.before.replace("\r", "")
+        status = int(self._tty.match.group(1))
+        if check and status:
+            raise self._error(f"{cmd!r} exited with {status}:\n{out}")
+        return out
+
+    def start(self, cmd: str, log: str = "/dev/null") -> None:
+        """Start ``cmd`` in the background, its output going to guest file ``log``."""
+        self.run(f"{cmd} >{shlex.quote(log)} 2>&1 &")
+
+    def interact(self) -> None:
+        """Hand the ttyS1 shell to the user's terminal until Ctrl-]."""
+        # interact() logs bytes, which a text-mode logfile refuses.
+        log, self._tty.logfile_read = self._tty.logfile_read, None
+        try:
+            self._tty.interact()
+        finally:
+            self._tty.logfile_read = log
+
+    # -- QMP --------------------------------------------------------------------
+
+    def qmp(self, cmd: str, args: Optional[dict] = None, timeout: float = 30.0):
+        """Run a QMP command on the harness's own socket."""
+        try:
+            return self._qmp.execute(cmd, args, timeout)
+        except Exception as e:
+            raise self._error(f"QMP {cmd} failed: {e!r}") from e
+
+    def status(self) -> str:
+        """QMP ``query-status``: ``running``, ``paused``, ``guest-panicked``, ``debug``..."""
+        return self.qmp("query-status")["status"]
+
+    def wait_status(self, status: str, timeout: float = 300.0) -> None:
+        """Poll :meth:`status` until it is ``status``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            now = self.status()
+            if now == status:
+                return
+            if time.monotonic() > deadline:
+                raise self._error(f"status still {now!r} after {timeout:g}s, wanted {status!r}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Pause the guest's CPUs."""
+        self.qmp("stop")
+
+    def cont(self) -> None:
+        """Resume the guest's CPUs."""
+        self.qmp("cont")
+
+    def dump(self, path: Union[str, Path], fmt: str = "elf", timeout: float = 300.0,
+             flat: bool = False) -> Path:
+        """Write a QMP ``dump-guest-memory`` of format ``fmt`` to ``path``, wait for it.
+
+        ``fmt`` is ``elf`` or ``kdump-zlib`` (or QEMU's other kdump-* formats);
+        kdump output is unflattened unless ``flat``, so it reads like makedumpfile's.
+        """
+        path = Path(path).resolve()
+        self.qmp("dump-guest-memory", {"paging": False, "protocol": f"file:{path}",
+                                       "format": fmt, "detach": True})
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.qmp("query-dump")["status"]
+            if state == "completed":
+                if fmt.startswith("kdump") and not flat:
+                    unflatten(path)
+                return path
+            if state == "failed" or time.monotonic() > deadline:
+                raise self._error(f"dump to {path} {state}")
+            time.sleep(0.1)
+
+    # -- the kernel console -------------------------------------------------------
+
+    def console_text(self) -> str:
+        """Everything the kernel printed on ttyS0 so far."""
+        try:
+            return self.console_path.read_text(errors="replace").replace("\r", "")
+        except FileNotFoundError:
+            return ""
+
+    def kernel_lines(self) -> List[str]:
+        """:meth:`console_text` as lines, printk timestamps stripped."""
+        return [strip_timestamp(line) for line in self.console_text().splitlines()]
+
+    def wait_console(self, pattern: str, timeout: float = 120.0) -> re.Match:
+        """Wait until a console line (timestamp stripped) matches regex ``pattern``."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.kernel_lines():
+                m = regex.search(line)
+                if m:
+                    return m
+            if time.monotonic() > deadline:
+                raise self._error(f"no console line matched {pattern!r} in {timeout:g}s")
+            time.sleep(0.2)
+
+    # -- teardown -----------------------------------------------------------------
+
+    def _error(self, msg: str) -> HarnessError:
+        tail = "\n".join(self.console_text().splitlines()[-40:])
+        parts = [f"{msg} [kernel {self.kernel.name}, workdir {self.workdir}]",
+                 f"--- console.log tail ---\n{tail}"]
+        if self._tty is not None:
+            parts.append(f"--- ttyS1 tail ---\n{str(self._tty.before)[-1500:]}")
+        try:
+            parts.append(f"--- qemu stderr ---\n{self.stderr_path.read_text()[-2000:]}")
+        except OSError:
+            pass
+        return HarnessError("\n".join(parts))
+
+    def close(self) -> None:
+        """Kill QEMU, remove the sockets, and the workdir unless kept or given."""
+        if self._qmp is not None:
+            self._qmp.close()
+            self._qmp = None
+        if self._tty is not None:
+            self._tty.terminate(force=True)
+            self._tty.close(force=True)
+            if self._tty.logfile_read:
+                self._tty.logfile_read.close()
+            self._tty = None
+        for sock in (self.qmp_path, self.qmp_path_for_drgn):
+            sock.unlink(missing_ok=True)
+        if self._own_workdir and not self.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Guest":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

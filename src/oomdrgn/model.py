@@ -1,0 +1,96 @@
+"""Plain records that backends produce and the pure core consumes.
+
+A backend (drgn, GDB) turns kernel objects into these; nothing here knows about
+a debugger.
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+__all__ = ["RawCounter", "MmRecord", "TaskRecord", "Row", "Victim", "ReadFailure"]
+
+
+@dataclass(frozen=True)
+class RawCounter:
+    """One ``mm->rss_stat`` counter as stored in memory.
+
+    ``count`` is ``atomic_long_t.counter`` (before v6.2) or
+    ``percpu_counter.count`` (v6.2+); ``percpu`` holds the per-CPU ``s32``
+    deltas of every possible CPU, when they were read.
+    """
+
+    count: int
+    percpu: Optional[Tuple[int, ...]] = None
+
+
+@dataclass(frozen=True)
+class MmRecord:
+    """What the OOM code reads of a ``struct mm_struct``."""
+
+    address: int
+    total_vm: int
+    # Indexed by the kernel's enum: MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES.
+    counters: Tuple[RawCounter, ...]
+    pgtables_bytes: Optional[int] = None  # v4.15+
+    nr_ptes: Optional[int] = None  # before v4.15
+    nr_pmds: Optional[int] = None  # before v4.15
+    flags: int = 0
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """What the OOM code reads of a ``struct task_struct``."""
+
+    address: int
+    pid: int
+    tgid: int
+    comm: str
+    flags: int  # task->flags (PF_*)
+    uid: int  # from_kuid(&init_user_ns, task_uid(task)) as an unsigned 32-bit value
+    oom_score_adj: int  # task->signal->oom_score_adj
+    mm: int  # address of task->mm, 0 if none
+    error: Optional[str] = None  # set when a field could not be read
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of ``dump_tasks()``, values as the kernel computes them."""
+
+    pid: int
+    uid: int
+    tgid: int
+    total_vm: int
+    rss: int
+    rss_anon: int
+    rss_file: int
+    rss_shmem: int
+    pgtables_bytes: int
+    swapents: int
+    oom_score_adj: int
+    name: str
+    nr_ptes: int = 0
+    nr_pmds: int = 0
+
+
+@dataclass(frozen=True)
+class Victim:
+    """The values ``__oom_kill_process()`` prints, already in kB where it prints kB."""
+
+    pid: int
+    name: str
+    total_vm_kb: int
+    anon_rss_kb: int
+    file_rss_kb: int
+    shmem_rss_kb: int
+    uid: int
+    pgtables_kb: int
+    oom_score_adj: int
+
+
+@dataclass(frozen=True)
+class ReadFailure:
+    """A process whose row could not be read (it is reported, not dropped)."""
+
+    pid: int
+    reason: str
+    address: int = 0

@@ -1,0 +1,160 @@
+"""The questions oomdrgn answers, asked of any backend through :class:`Reader`.
+
+This mirrors ``mm/oom_kill.c``: ``for_each_process``, ``oom_unkillable_task``,
+``find_lock_task_mm``, ``dump_task`` and ``__oom_kill_process``. A backend only
+walks lists and reads records; the order and the rules are here, once.
+"""
+
+from typing import Iterator, List, Optional, Protocol, Union
+
+from .kernelinfo import KernelInfo
+from .mmcounters import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
+                         get_mm_counter, get_mm_rss)
+from .model import MmRecord, ReadFailure, Row, TaskRecord, Victim
+from .report import (MEMCG_PREFIX, OOM_PREFIX, K, format_kill_line, format_row)
+
+__all__ = ["Reader", "ReadError", "TargetError", "dump_tasks", "format_dump_tasks",
+           "find_lock_task_mm", "oom_kill_victim", "oom_kill_line", "PF_KTHREAD"]
+
+PF_KTHREAD = 0x00200000
+
+
+class ReadError(Exception):
+    """A backend could not read one object (the rest can still be read)."""
+
+
+class TargetError(Exception):
+    """The question cannot be answered for this target (e.g. unknown PID)."""
+
+
+class Reader(Protocol):
+    """What a backend provides. Addresses are plain ints."""
+
+    info: KernelInfo
+
+    def processes(self) -> Iterator[int]:
+        """``for_each_process``: task addresses after ``init_task``, list order."""
+
+    def threads(self, task: int) -> Iterator[int]:
+        """``for_each_thread``: thread addresses of *task*'s group, list order."""
+
+    def task(self, task: int) -> TaskRecord:
+        """Read a ``task_struct`` (raises :class:`ReadError`)."""
+
+    def mm(self, mm: int, percpu: bool) -> MmRecord:
+        """Read an ``mm_struct``; *percpu*: also read the per-CPU counter deltas."""
+
+    def find_task(self, pid: int) -> Optional[int]:
+        """The task with this PID in the initial namespace, if any."""
+
+    def task_pid(self, task: int) -> int:
+        """``task->pid`` alone, or -1 if even that is unreadable."""
+
+
+def oom_unkillable_task(t: TaskRecord) -> bool:
+    """``is_global_init(p) || (p->flags & PF_KTHREAD)``."""
+    return t.tgid == 1 or bool(t.flags & PF_KTHREAD)
+
+
+def find_lock_task_mm(reader: Reader, p: int) -> Optional[TaskRecord]:
+    """The first thread of *p*'s group that still has an mm."""
+    for t in reader.threads(p):
+        rec = reader.task(t)
+        if rec.mm:
+            return rec
+    return None
+
+
+def _needs_percpu(reader: Reader, consumer: str) -> bool:
+    return reader.info.rules[consumer] == "percpu-sum"
+
+
+def _row(info: KernelInfo, t: TaskRecord, mm: MmRecord) -> Row:
+    rule = info.rules["table"]
+    return Row(
+        pid=t.pid, uid=t.uid, tgid=t.tgid, total_vm=mm.total_vm,
+        rss=get_mm_rss(mm, rule),
+        rss_anon=get_mm_counter(mm, MM_ANONPAGES, rule),
+        rss_file=get_mm_counter(mm, MM_FILEPAGES, rule),
+        rss_shmem=get_mm_counter(mm, MM_SHMEMPAGES, rule),
+        pgtables_bytes=mm.pgtables_bytes or 0,
+        swapents=get_mm_counter(mm, MM_SWAPENTS, rule),
+        oom_score_adj=t.oom_score_adj, name=t.comm,
+        nr_ptes=mm.nr_ptes or 0, nr_pmds=mm.nr_pmds or 0)
+
+
+def dump_tasks(reader: Reader) -> List[Union[Row, ReadFailure]]:
+    """The rows of a global OOM's ``dump_tasks()``, in the kernel's order.
+
+    A process that cannot be read yields a :class:`ReadFailure` in its place.
+    """
+    rows: List[Union[Row, ReadFailure]] = []
+    percpu = _needs_percpu(reader, "table")
+    processes = reader.processes()
+    while True:
+        try:
+            p = next(processes)
+        except StopIteration:
+            break
+        except ReadError as e:  # the task list itself is broken: stop here
+            rows.append(ReadFailure(pid=-1, reason=str(e)))
+            break
+        try:
+            leader = reader.task(p)
+            if oom_unkillable_task(leader):
+                continue
+            t = find_lock_task_mm(reader, p)
+            if t is None:
+                continue
+            rows.append(_row(reader.info, t, reader.mm(t.mm, percpu)))
+        except ReadError as e:
+            rows.append(ReadFailure(pid=reader.task_pid(p), reason=str(e), address=p))
+    return rows
+
+
+def format_dump_tasks(reader: Reader, rows: List[Union[Row, ReadFailure]]) -> str:
+    """The ``dump_tasks()`` block as the kernel prints it; unreadable rows are marked."""
+    fmt = reader.info.eras.table
+    out = list(fmt.lines())
+    for r in rows:
+        if isinstance(r, ReadFailure):
+            out.append(f"[{r.pid:{fmt.pid_width}d}] <unreadable: {r.reason}>\n")
+        else:
+            out.append(format_row(fmt, r))
+    return "".join(out)
+
+
+def oom_kill_victim(reader: Reader, pid: int) -> Victim:
+    """The values ``__oom_kill_process()`` prints if the process *pid* is the victim."""
+    task = reader.find_task(pid)
+    if task is None:
+        raise TargetError(f"no task with PID {pid}")
+    try:
+        t = find_lock_task_mm(reader, task)
+    except ReadError as e:
+        raise TargetError(f"PID {pid}: {e}") from None
+    if t is None:
+        raise TargetError(f"PID {pid} has no mm (kernel thread or exited): "
+                          "the kernel would not print a Killed process line")
+    info = reader.info
+    rule = info.rules["kill"]
+    try:
+        mm = reader.mm(t.mm, _needs_percpu(reader, "kill"))
+    except ReadError as e:
+        raise TargetError(f"PID {pid}: {e}") from None
+    shift = info.page_shift
+    return Victim(
+        pid=t.pid, name=t.comm, total_vm_kb=K(mm.total_vm, shift),
+        anon_rss_kb=K(get_mm_counter(mm, MM_ANONPAGES, rule), shift),
+        file_rss_kb=K(get_mm_counter(mm, MM_FILEPAGES, rule), shift),
+        shmem_rss_kb=K(get_mm_counter(mm, MM_SHMEMPAGES, rule), shift),
+        uid=t.uid,
+        # mm_pgtables_bytes(mm) >> 10 (a long, shifted arithmetically).
+        pgtables_kb=(mm.pgtables_bytes or 0) >> 10,
+        oom_score_adj=t.oom_score_adj)
+
+
+def oom_kill_line(reader: Reader, pid: int, memcg: bool = False) -> str:
+    """The "Killed process" line of ``__oom_kill_process()`` for victim *pid*."""
+    victim = oom_kill_victim(reader, pid)
+    return format_kill_line(reader.info.eras.kill, victim, MEMCG_PREFIX if memcg else OOM_PREFIX)

@@ -1,0 +1,155 @@
+"""The kernel's printk formats for the OOM report, one variant per era.
+
+Each era's strings are copied from ``mm/oom_kill.c`` of the kernels that print
+them. Which era a kernel belongs to is read from the kernel itself (the format
+strings are in its ``.rodata``, see :mod:`oomdrgn.eras`), never from a version
+string.
+"""
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+from .cformat import cformat
+from .model import Row, Victim
+
+__all__ = ["TableFormat", "KillFormat", "TABLE_FORMATS", "KILL_FORMATS",
+           "format_table", "format_row", "format_kill_line", "K", "OOM_PREFIX",
+           "MEMCG_PREFIX"]
+
+OOM_PREFIX = "Out of memory"
+MEMCG_PREFIX = "Memory cgroup out of memory"
+ALLOCATING_PREFIX = "Out of memory (oom_kill_allocating_task)"
+
+
+def K(pages: int, page_shift: int) -> int:
+    """``#define K(x) ((x) << (PAGE_SHIFT-10))``"""
+    return pages << (page_shift - 10)
+
+
+@dataclass(frozen=True)
+class TableFormat:
+    """One era of ``dump_tasks()`` output."""
+
+    name: str
+    title: Optional[str]
+    header: str
+    row: str
+    columns: Tuple[str, ...]  # Row attributes, in the order the row format takes them
+    since: str
+
+    @property
+    def pid_width(self) -> int:
+        """Width of the ``[pid]`` field (``%7d`` or ``%5d``)."""
+        return int(self.row[2])
+
+    def lines(self) -> Tuple[str, ...]:
+        """The constant lines printed before the rows."""
+        return ((self.title,) if self.title else ()) + (self.header,)
+
+
+TABLE_FORMATS = (
+    # Since Linux kernel commit "mm, oom: dump_tasks add rss detailed
+    # information printing" (in v6.8).
+    TableFormat(
+        "T4",
+        "Tasks state (memory values in pages):\n",
+        "[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem pgtables_bytes swapents oom_score_adj name\n",
+        "[%7d] %5d %5d %8lu %8lu %8lu %8lu %9lu %8ld %8lu         %5hd %s\n",
+        ("pid", "uid", "tgid", "total_vm", "rss", "rss_anon", "rss_file", "rss_shmem",
+         "pgtables_bytes", "swapents", "oom_score_adj", "name"),
+        "v6.8"),
+    # Since Linux kernel commit c3b78b11efbb ("mm, oom: describe task memory
+    # unit, larger PID pad") (in v4.19).
+    TableFormat(
+        "T3",
+        "Tasks state (memory values in pages):\n",
+        "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name\n",
+        "[%7d] %5d %5d %8lu %8lu %8ld %8lu         %5hd %s\n",
+        ("pid", "uid", "tgid", "total_vm", "rss", "pgtables_bytes", "swapents",
+         "oom_score_adj", "name"),
+        "v4.19"),
+    # Since Linux kernel commit af5b0f6a09e4 ("mm: consolidate page table
+    # accounting") (in v4.15).
+    TableFormat(
+        "T2",
+        None,
+        "[ pid ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name\n",
+        "[%5d] %5d %5d %8lu %8lu %8ld %8lu         %5hd %s\n",
+        ("pid", "uid", "tgid", "total_vm", "rss", "pgtables_bytes", "swapents",
+         "oom_score_adj", "name"),
+        "v4.15"),
+    # Before v4.15: nr_ptes and nr_pmds columns.
+    TableFormat(
+        "T1",
+        None,
+        "[ pid ]   uid  tgid total_vm      rss nr_ptes nr_pmds swapents oom_score_adj name\n",
+        "[%5d] %5d %5d %8lu %8lu %7ld %7ld %8lu         %5hd %s\n",
+        ("pid", "uid", "tgid", "total_vm", "rss", "nr_ptes", "nr_pmds", "swapents",
+         "oom_score_adj", "name"),
+        "v4.4"),
+)
+
+
+@dataclass(frozen=True)
+class KillFormat:
+    """One era of the ``__oom_kill_process()`` "Killed process" line."""
+
+    name: str
+    line: str
+    columns: Tuple[str, ...]  # Victim attributes, after the message prefix if any
+    prefixed: bool  # the line starts with "%s: " (the message)
+    since: str
+
+
+_KILL_COLS_K2 = ("pid", "name", "total_vm_kb", "anon_rss_kb", "file_rss_kb", "shmem_rss_kb")
+_KILL_COLS_K4 = _KILL_COLS_K2 + ("uid", "pgtables_kb", "oom_score_adj")
+
+KILL_FORMATS = (
+    # Since Linux kernel commit ("mm: Fix OOM killer inaccuracy on large
+    # many-core systems") (in v7.0): oom_score_adj printed with %d, counters
+    # read with get_mm_counter_sum(). The text is the same as K4's for any short.
+    KillFormat(
+        "K5",
+        "%s: Killed process %d (%s) total-vm:%lukB, anon-rss:%lukB, file-rss:%lukB, shmem-rss:%lukB, UID:%u pgtables:%lukB oom_score_adj:%d\n",
+        _KILL_COLS_K4, True, "v7.0"),
+    # Since Linux kernel commits 8ac3f8fe91a2 and 70cb6d267790 (in v5.4): UID,
+    # pgtables and oom_score_adj added to the line.
+    KillFormat(
+        "K4",
+        "%s: Killed process %d (%s) total-vm:%lukB, anon-rss:%lukB, file-rss:%lukB, shmem-rss:%lukB, UID:%u pgtables:%lukB oom_score_adj:%hd\n",
+        _KILL_COLS_K4, True, "v5.4"),
+    # Since Linux kernel commit bbbe48029720 ("mm, oom: remove 'prefer children
+    # over parent' heuristic") (in v5.1).
+    KillFormat(
+        "K3",
+        "%s: Killed process %d (%s) total-vm:%lukB, anon-rss:%lukB, file-rss:%lukB, shmem-rss:%lukB\n",
+        _KILL_COLS_K2, True, "v5.1"),
+    # Since Linux kernel commit "mm, shmem: add internal shmem resident memory
+    # accounting" (in v4.5): shmem-rss.
+    KillFormat(
+        "K2",
+        "Killed process %d (%s) total-vm:%lukB, anon-rss:%lukB, file-rss:%lukB, shmem-rss:%lukB\n",
+        _KILL_COLS_K2, False, "v4.5"),
+    KillFormat(
+        "K1",
+        "Killed process %d (%s) total-vm:%lukB, anon-rss:%lukB, file-rss:%lukB\n",
+        _KILL_COLS_K2[:5], False, "v4.4"),
+)
+
+
+def format_row(fmt: TableFormat, row: Row) -> str:
+    """One ``dump_task()`` line for *row*."""
+    return cformat(fmt.row, [getattr(row, c) for c in fmt.columns])
+
+
+def format_table(fmt: TableFormat, rows: Sequence[Row]) -> str:
+    """The whole ``dump_tasks()`` block: title (where printed), header, rows."""
+    return "".join(fmt.lines()) + "".join(format_row(fmt, r) for r in rows)
+
+
+def format_kill_line(fmt: KillFormat, victim: Victim, message: str = OOM_PREFIX) -> str:
+    """The line ``__oom_kill_process()`` prints for *victim*."""
+    args = [getattr(victim, c) for c in fmt.columns]
+    if fmt.prefixed:
+        args.insert(0, message)
+    return cformat(fmt.line, args)

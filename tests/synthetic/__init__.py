@@ -1,0 +1,1 @@
+"""Synthetic kernels: drgn programs built in Python, one per kernel layout."""
