@@ -1,6 +1,7 @@
 """``oomdrgn``: the command line. Opens a target with drgn and runs one subcommand."""
 
 import argparse
+import logging
 import sys
 from typing import List, Optional
 
@@ -33,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     sys.stdout.reconfigure(errors="surrogateescape")
+    if not args.debug:
+        # drgn logs its own warnings (e.g. an ignored vmlinux); oomdrgn says
+        # what matters in its one line.
+        logging.getLogger("drgn").setLevel(logging.CRITICAL)
     try:
         from .drgn_program import open_program
         from .drgn_commands import reader_for

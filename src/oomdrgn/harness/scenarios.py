@@ -43,13 +43,13 @@ class Artifacts:
     victim_pid: Optional[int]
     pids: Dict[str, List[int]] = field(default_factory=dict)
     seconds: float = 0.0
+    vmcores: Dict[str, Path] = field(default_factory=dict)  # format -> dump of the same moment
 
     def save(self) -> Path:
         """Write ``artifacts.json`` (all but the console lines) into the workdir."""
-        data = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()
-                if k != "console_lines"}
+        data = {k: v for k, v in asdict(self).items() if k != "console_lines"}
         path = self.workdir / "artifacts.json"
-        path.write_text(json.dumps(data, indent=1) + "\n")
+        path.write_text(json.dumps(data, indent=1, default=str) + "\n")
         return path
 
 
@@ -83,10 +83,20 @@ def _workdir(workdir: Union[str, Path, None]) -> Path:
     return path
 
 
-def _artifacts(kernel: str, workdir: Path, vmcore: Path, fmt: str, lines: List[str],
+def _formats(fmt: Union[str, Sequence[str]]) -> List[str]:
+    return [fmt] if isinstance(fmt, str) else list(fmt)
+
+
+def _dump_all(guest: Guest, workdir: Path, formats: List[str]) -> Dict[str, Path]:
+    return {f: guest.dump(workdir / f"vmcore.{f}", f) for f in formats}
+
+
+def _artifacts(kernel: str, workdir: Path, vmcores: Dict[str, Path], lines: List[str],
                pids: Dict[str, List[int]], started: float) -> Artifacts:
     kill = kill_line(lines)
+    fmt, vmcore = next(iter(vmcores.items()))
     art = Artifacts(kernel=kernel, workdir=workdir, vmcore=vmcore, dump_format=fmt,
+                    vmcores=vmcores,
                     console_lines=lines, table_lines=oom_table(lines), kill_line=kill,
                     summary_line=summary_line(lines),
                     victim_pid=int(_KILLED.match(kill).group(1)) if kill else None,
@@ -98,12 +108,13 @@ def _artifacts(kernel: str, workdir: Path, vmcore: Path, fmt: str, lines: List[s
 
 
 def panic_snapshot(kernel: str, workdir: Union[str, Path, None] = None,
-                   population: Sequence[Member] = DEFAULT_POPULATION, fmt: str = "elf",
+                   population: Sequence[Member] = DEFAULT_POPULATION,
+                   fmt: Union[str, Sequence[str]] = "elf",
                    timeout: float = 600.0) -> Artifacts:
     """Run ``population`` and a hog with ``vm.panic_on_oom=1``; dump the panicked guest.
 
     :param workdir: kept, holds ``console.log``, ``vmcore.<fmt>``, ``artifacts.json``.
-    :param fmt: ``"elf"`` or ``"kdump-zlib"``.
+    :param fmt: ``"elf"`` or ``"kdump-zlib"``, or several: one dump each, same moment.
     """
     started = time.monotonic()
     workdir = _workdir(workdir)
@@ -112,13 +123,14 @@ def panic_snapshot(kernel: str, workdir: Union[str, Path, None] = None,
         pids = start_population(guest, population)
         pids["oomhog"] = [start_hog(guest)]
         guest.wait_status("guest-panicked", timeout)
-        vmcore = guest.dump(workdir / f"vmcore.{fmt}", fmt)
+        vmcores = _dump_all(guest, workdir, _formats(fmt))
         lines = guest.kernel_lines()
-    return _artifacts(kernel, workdir, vmcore, fmt, lines, pids, started)
+    return _artifacts(kernel, workdir, vmcores, lines, pids, started)
 
 
 def kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
-                population: Sequence[Member] = DEFAULT_POPULATION, fmt: str = "elf",
+                population: Sequence[Member] = DEFAULT_POPULATION,
+                fmt: Union[str, Sequence[str]] = "elf",
                 timeout: float = 600.0, cpu: int = 0) -> Artifacts:
     """Run ``population`` and a hog pinned to ``cpu``; dump at ``__oom_kill_process``.
 
@@ -135,8 +147,8 @@ def kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
             gdb.cont()
             pids["oomhog"] = [start_hog(guest, cpu=cpu)]
             gdb.wait_stop(timeout)
-            vmcore = guest.dump(workdir / f"vmcore.{fmt}", fmt)
+            vmcores = _dump_all(guest, workdir, _formats(fmt))
             gdb.detach()
         guest.wait_console(_KILLED.pattern, timeout=120)
         lines = guest.kernel_lines()
-    return _artifacts(kernel, workdir, vmcore, fmt, lines, pids, started)
+    return _artifacts(kernel, workdir, vmcores, lines, pids, started)

@@ -1,0 +1,58 @@
+"""Real Debian kernels under QEMU: each scenario runs once per kernel per session.
+
+The dumps (ELF ~270 MB and kdump-zlib ~20 MB of the same moment) live in a
+temporary directory removed as soon as that kernel's tests are done.
+"""
+
+import shutil
+import tempfile
+
+import pytest
+
+from oomdrgn.harness import KERNEL_NAMES, Member, kernel_paths, kill_moment, panic_snapshot
+
+from .oracle import FORMATS
+
+# The kill-moment population differs from the default: its would-be victim
+# (highest oom_score_adj) is a multi-threaded process whose leader has exited,
+# so the kill line names a thread that still has the mm.
+KILL_POPULATION = (
+    Member("kv-unkillable", anon_mb=3, adj=-1000),
+    Member("kv-root", anon_mb=7, shmem_mb=2),
+    Member("kv-user", anon_mb=2, shmem_mb=9, adj=500, uid=1000),
+    Member("kv-victim", anon_mb=4, shmem_mb=1, adj=1000, uid=4242, threads=2, leader_exit=True),
+    Member("kv-forks", anon_mb=1, adj=-300, uid=65534, fork=3),
+    Member("kv-threads", anon_mb=3, threads=6),
+)
+
+
+@pytest.fixture(scope="session", params=KERNEL_NAMES)
+def kernel(request):
+    """One of the four Debian kernels (5.10, 6.1, 6.12, 7.x)."""
+    return kernel_paths(request.param)
+
+
+def _scenario(fn, kernel, **kw):
+    workdir = tempfile.mkdtemp(prefix=f"oomdrgn-test-{fn.__name__}-{kernel.name}-", dir="/tmp")
+    try:
+        art = fn(kernel.name, workdir, fmt=FORMATS, **kw)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return art
+
+
+@pytest.fixture(scope="session")
+def panic(kernel):
+    """vm.panic_on_oom=1 + hog: the guest paused at the panic, dumped in both formats."""
+    art = _scenario(panic_snapshot, kernel)
+    yield art
+    shutil.rmtree(art.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def killed(kernel):
+    """Dumped at a hardware breakpoint on __oom_kill_process, then the real kill line."""
+    art = _scenario(kill_moment, kernel, population=KILL_POPULATION)
+    yield art
+    shutil.rmtree(art.workdir, ignore_errors=True)

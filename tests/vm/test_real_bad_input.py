@@ -1,0 +1,48 @@
+"""Bad input on real dumps: one line, a distinct non-zero status, never a traceback."""
+
+import pytest
+
+from oomdrgn import errors
+from oomdrgn.harness import KERNEL_NAMES, kernel_paths
+
+from .oracle import run_oomdrgn
+
+pytestmark = pytest.mark.vm
+
+
+def one_line(res, status, *words):
+    assert res.returncode == status, (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("oomdrgn: error: "), res.stderr
+    for w in words:
+        assert w in lines[0]
+
+
+def test_unknown_pid(kernel, panic):
+    res = run_oomdrgn("-c", panic.vmcore, "-s", kernel.vmlinux, "-q", "kill", 4000000,
+                      check_status=None)
+    one_line(res, errors.EXIT_QUERY, "no task with PID 4000000")
+
+
+def test_vmlinux_of_another_kernel(kernel, panic):
+    other = kernel_paths(next(n for n in KERNEL_NAMES if n != kernel.name))
+    res = run_oomdrgn("-c", panic.vmcore, "-s", other.vmlinux, "tasks", check_status=None)
+    one_line(res, errors.EXIT_DEBUGINFO, "does not match", kernel.release)
+
+
+def test_missing_vmlinux_file(kernel, panic, tmp_path):
+    res = run_oomdrgn("-c", panic.vmcore, "-s", tmp_path / "vmlinux", "tasks", check_status=None)
+    one_line(res, errors.EXIT_DEBUGINFO, "no such vmlinux")
+
+
+@pytest.mark.parametrize("fraction", [0.001, 0.5])
+def test_truncated_vmcore(kernel, panic, tmp_path, fraction):
+    src = panic.vmcores["kdump-zlib"]
+    data = src.read_bytes()
+    cut = tmp_path / "vmcore.cut"
+    cut.write_bytes(data[:int(len(data) * fraction)])
+    res = run_oomdrgn("-c", cut, "-s", kernel.vmlinux, "tasks", check_status=None)
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("oomdrgn: ")
