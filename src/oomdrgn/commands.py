@@ -8,11 +8,15 @@ import dataclasses
 import json
 from typing import TextIO
 
-from .errors import EXIT_PARTIAL, EXIT_QUERY, OomdrgnError
+from .errors import EXIT_PARTIAL, EXIT_QUERY, EXIT_TARGET, OomdrgnError
 from .mmcounters import COUNTER_RULES
 from .model import ReadFailure
-from .oom import Reader, TargetError, dump_tasks, format_dump_tasks, oom_kill_victim
-from .report import MEMCG_PREFIX, OOM_PREFIX, format_kill_line
+from .badness import LONG_MIN
+from .decision import (memcg_dump_tasks, oom_badness, oom_score, oom_scores, oom_summary_line,
+                       select_bad_process, totalpages)
+from .oom import (ReadError, Reader, TargetError, dump_tasks, format_dump_tasks,
+                  oom_kill_victim)
+from .report import MEMCG_PREFIX, OOM_PREFIX, format_kill_line, format_row
 
 __all__ = ["add_subcommands", "add_rule_argument", "run_command"]
 
@@ -28,15 +32,34 @@ def add_rule_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_subcommands(parser: argparse.ArgumentParser) -> None:
-    """Add the subcommands (``tasks``, ``kill``) to *parser*."""
+    """Add the subcommands (tasks, kill, victim, score, summary) to *parser*."""
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = sub.add_parser("tasks", help="the dump_tasks() table, as this kernel prints it")
+    p.add_argument("--memcg", metavar="PATH",
+                   help="the table a memcg OOM in this cgroup (v2 path) prints")
+    p.add_argument("--badness", action="store_true",
+                   help="add oom_badness() points (not printed by the kernel)")
     p.add_argument("--json", action="store_true", help="rows as JSON")
     p = sub.add_parser("kill", help="the 'Killed process' line if PID were the victim")
     p.add_argument("pid", type=int, metavar="PID")
     p.add_argument("--memcg", action="store_true",
                    help="as a memcg OOM would print it ('Memory cgroup out of memory')")
     p.add_argument("--json", action="store_true", help="values as JSON")
+    p = sub.add_parser("victim", help="the process select_bad_process() would kill now")
+    p.add_argument("--memcg", metavar="PATH", help="for a memcg OOM in this cgroup")
+    p.add_argument("--sysrq", action="store_true",
+                   help="as a sysrq-f forced OOM (existing victims do not abort the scan)")
+    p.add_argument("--all", action="store_true",
+                   help="rank every candidate and say why others were skipped")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p = sub.add_parser("score", help="/proc/PID/oom_score as proc_oom_score() computes it")
+    p.add_argument("pids", type=int, nargs="*", metavar="PID", help="default: every process")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p = sub.add_parser("summary", help="the 'oom-kill:constraint=...' line for victim PID")
+    p.add_argument("pid", type=int, metavar="PID")
+    p.add_argument("--memcg", metavar="PATH", help="for a memcg OOM in this cgroup")
+    p.add_argument("--current", type=int, metavar="PID",
+                   help="the task that hit the OOM (default: the panicking/busy CPU's)")
 
 
 def _kernel_json(reader: Reader) -> dict:
@@ -45,24 +68,122 @@ def _kernel_json(reader: Reader) -> dict:
             "counter_rules": dict(info.rules), "counter_rule_evidence": dict(info.rule_evidence)}
 
 
+def _badness_of(reader: Reader, rows, memcg) -> dict:
+    pages = totalpages(reader, memcg)
+    points = {}
+    for r in rows:
+        if isinstance(r, ReadFailure):
+            continue
+        task = reader.find_task(r.pid)
+        try:
+            value, _ = oom_badness(reader, task, pages) if task else (None, "")
+        except ReadError:
+            value = None
+        points[r.pid] = None if value == LONG_MIN else value
+    return points
+
+
 def _tasks(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
-    rows = dump_tasks(reader)
+    memcg = getattr(args, "memcg", None)
+    rows = memcg_dump_tasks(reader, memcg) if memcg else dump_tasks(reader)
     partial = any(isinstance(r, ReadFailure) for r in rows)
+    points = _badness_of(reader, rows, memcg) if getattr(args, "badness", False) else None
     if args.json:
         doc = {"kernel": _kernel_json(reader), "rows": []}
+        if memcg:
+            doc["memcg"] = memcg
         for r in rows:
             if isinstance(r, ReadFailure):
                 doc["rows"].append({"pid": r.pid, "unreadable": r.reason})
-            else:
-                row = {k: getattr(r, k) for k in _ROW_KEYS}
-                if reader.info.pgtables == "ptes":  # before v4.15
-                    row.update(nr_ptes=r.nr_ptes, nr_pmds=r.nr_pmds)
-                doc["rows"].append(row)
+                continue
+            row = {k: getattr(r, k) for k in _ROW_KEYS}
+            if reader.info.pgtables == "ptes":  # before v4.15
+                row.update(nr_ptes=r.nr_ptes, nr_pmds=r.nr_pmds)
+            if points is not None:
+                row["badness"] = points.get(r.pid)
+            doc["rows"].append(row)
         json.dump(doc, out, indent=1)
         out.write("\n")
-    else:
+    elif points is None:
         out.write(format_dump_tasks(reader, rows))
+    else:
+        out.write(_with_badness(reader, rows, points))
     return EXIT_PARTIAL if partial else 0
+
+
+def _with_badness(reader: Reader, rows, points) -> str:
+    """The kernel's table with an oom_badness column before the name."""
+    fmt = reader.info.eras.table
+    text = format_dump_tasks(reader, []).replace(" name\n", f" {'badness':>12} name\n")
+    for r in rows:
+        if isinstance(r, ReadFailure):
+            text += format_dump_tasks(reader, [r]).splitlines(True)[-1]
+            continue
+        line = format_row(fmt, r)
+        head = line[:len(line) - len(r.name) - 1]
+        value = points.get(r.pid)
+        text += f"{head}{'-' if value is None else value:>12} {r.name}\n"
+    return text
+
+
+def _dump(doc, out: TextIO) -> None:
+    json.dump(doc, out, indent=1)
+    out.write("\n")
+
+
+def _victim(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
+    sel = select_bad_process(reader, args.memcg, args.sysrq)
+    if args.json:
+        doc = {"kernel": _kernel_json(reader), **dataclasses.asdict(sel)}
+        _dump(doc, out)
+        return 0
+    scope = f"memcg {args.memcg}" if args.memcg else "global"
+    if sel.chosen_pid == -1:
+        out.write(f"select_bad_process ({scope}): aborted, an earlier OOM victim is still "
+                  "exiting: no new victim\n")
+    elif sel.chosen_pid is None:
+        out.write(f"select_bad_process ({scope}): no eligible victim "
+                  "(the kernel would panic: 'Out of memory and no killable processes')\n")
+    else:
+        name = next(c.name for c in sel.candidates if c.pid == sel.chosen_pid)
+        out.write(f"victim: pid {sel.chosen_pid} ({name}) points {sel.chosen_points} "
+                  f"totalpages {sel.totalpages} ({scope})\n")
+    out.write(f"rule: {sel.rule}\n")
+    if args.all:
+        ranked = sorted(enumerate(sel.candidates),
+                        key=lambda ic: (ic[1].points is None,
+                                        -(ic[1].points or 0), -ic[0]))
+        out.write(f"{'rank':>4} {'pid':>7} {'points':>20} {'adj':>5}  verdict / name\n")
+        for n, (_, c) in enumerate(ranked, 1):
+            pts = "-" if c.points is None else str(c.points)
+            out.write(f"{n:>4} {c.pid:>7} {pts:>20} {c.oom_score_adj:>5}  {c.verdict}: {c.name}\n")
+    return 0
+
+
+def _score(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
+    if args.pids:
+        try:
+            scores = [(pid, None, oom_score(reader, pid)) for pid in args.pids]
+        except TargetError as e:
+            raise OomdrgnError(str(e), EXIT_QUERY) from None
+    else:
+        scores = oom_scores(reader)
+    if args.json:
+        _dump([{"pid": p, "oom_score": s} for p, _, s in scores], out)
+    else:
+        for pid, name, score in scores:
+            out.write(f"{pid:>7} {'?' if score is None else score:>5}"
+                      f"{' ' + name if name else ''}\n")
+    partial = any(s is None for _, _, s in scores)
+    return EXIT_PARTIAL if partial else 0
+
+
+def _summary(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        out.write(oom_summary_line(reader, args.pid, args.memcg, args.current))
+    except TargetError as e:
+        raise OomdrgnError(str(e), EXIT_QUERY) from None
+    return 0
 
 
 def _kill(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
@@ -82,4 +203,11 @@ def _kill(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
 
 def run_command(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
     """Run the parsed subcommand; returns the exit status (0, or partial output)."""
-    return {"tasks": _tasks, "kill": _kill}[args.command](reader, args, out)
+    handler = {"tasks": _tasks, "kill": _kill, "victim": _victim, "score": _score,
+               "summary": _summary}[args.command]
+    try:
+        return handler(reader, args, out)
+    except TargetError as e:
+        raise OomdrgnError(str(e), EXIT_QUERY) from None
+    except ReadError as e:
+        raise OomdrgnError(f"target memory unreadable: {e}", EXIT_TARGET) from None

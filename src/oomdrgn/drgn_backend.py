@@ -3,13 +3,16 @@
 from typing import Dict, Iterator, Optional
 
 from drgn import FaultError, Object, ObjectAbsentError, Program, TypeKind
-from drgn.helpers.linux.cpumask import for_each_possible_cpu
+from drgn.helpers.linux.cgroup import cgroup_get_from_path, cgroup_name, cgroup_path
+from drgn.helpers.linux.cpumask import for_each_online_cpu, for_each_possible_cpu
+from drgn.helpers.linux.mm import totalram_pages
 from drgn.helpers.linux.pid import find_task
+from drgn.helpers.linux.sched import cpu_curr
 
 from .elffile import read_section
 from .kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
-from .model import MmRecord, RawCounter, TaskRecord
-from .oom import ReadError
+from .model import MemcgRecord, MmRecord, RawCounter, TaskRecord, VmTotals
+from .oom import ReadError, TargetError
 
 __all__ = ["DrgnReader", "gather_evidence"]
 
@@ -68,13 +71,17 @@ def gather_evidence(prog: Program) -> Evidence:
     arch = "aarch64" if "AARCH64" in str(prog.platform.arch) else "x86_64"
     calls = {c: (_calls_sum(prog, f) if layout == "percpu" else None) for c, f in CONSUMERS.items()}
     try:
+        badness_return = prog.function("oom_badness").type_.type.type_name()
+    except (LookupError, AttributeError):
+        badness_return = None
+    try:
         prog.constant("MM_SHMEMPAGES")
         has_shmem = True
     except LookupError:  # MM_SHMEMPAGES is new in v4.5
         has_shmem = False
     return Evidence(arch=arch, page_shift=prog["PAGE_SHIFT"].value_(), counter_layout=layout,
                     pgtables=pgtables, rodata=_rodata(prog), calls_sum=calls,
-                    has_shmem=has_shmem)
+                    has_shmem=has_shmem, badness_return=badness_return)
 
 
 class DrgnReader:
@@ -93,6 +100,7 @@ class DrgnReader:
             except LookupError:  # MM_SHMEMPAGES is new in v4.5
                 self._mm_index.append(None)
         self._percpu_offsets: Optional[list] = None
+        self._has_oom_mm: Optional[bool] = None
 
     # Lists -----------------------------------------------------------------
 
@@ -146,20 +154,152 @@ class DrgnReader:
         except FaultError:
             return -1
 
+    def memcg_scan_tasks(self, path: str) -> Iterator[int]:
+        """``mem_cgroup_scan_tasks()``: the memcg subtree in pre-order; in each
+        memcg, css_task_iter(CSS_TASK_ITER_PROCS) over its css_sets."""
+        from drgn.helpers.linux.cgroup import css_for_each_descendant_pre
+        css = self._memcg_css(path)
+        ssid = self.prog.constant("memory_cgrp_id").value_()
+        for pos in css_for_each_descendant_pre(css):
+            yield from self._css_procs(pos, ssid)
+
+    def _css_procs(self, css: Object, ssid: int) -> Iterator[int]:
+        prog = self.prog
+        head = css.cgroup.e_csets[ssid]
+        cset_type = prog.type("struct css_set")
+        node_off = cset_type.member("e_cset_node").offset + ssid * sizeof_list_head(prog)
+        cg_list = prog.type("struct task_struct").member("cg_list").offset
+        for cset_addr in _list_addrs(prog, head.address_, node_off):
+            cset = Object(prog, "struct css_set *", cset_addr)
+            # tasks, then mg_tasks, then (v5.3+) dying_tasks: css_task_iter_advance().
+            for name in ("tasks", "mg_tasks", "dying_tasks"):
+                try:
+                    lst = getattr(cset, name)
+                except AttributeError:
+                    continue
+                for task in _list_addrs(prog, lst.address_, cg_list):
+                    t = Object(prog, self._task_ptr, task)
+                    # CSS_TASK_ITER_PROCS: leaders only, and dying leaders only
+                    # while some thread of theirs lives.
+                    if t.exit_signal.value_() < 0:
+                        continue
+                    if name == "dying_tasks" and not t.signal.live.counter.value_():
+                        continue
+                    yield task
+
+    def _memcg_css(self, path: str) -> Object:
+        try:
+            cgrp = cgroup_get_from_path(self.prog, path.strip("/") or "")
+        except (LookupError, ValueError, FaultError):
+            cgrp = None
+        if not cgrp:
+            raise TargetError(f"no cgroup {path!r} in the default hierarchy")
+        ssid = self.prog.constant("memory_cgrp_id").value_()
+        css = cgrp.subsys[ssid]
+        if not css:
+            raise TargetError(f"cgroup {path!r} has no memory controller")
+        return css
+
+    def memcg(self, path: str) -> MemcgRecord:
+        css = self._memcg_css(path)
+        memcg = Object(self.prog, "struct mem_cgroup *", css.value_())
+        dfl = self._cgroup_on_dfl()
+        swap_max = memsw_max = None
+        try:
+            swap_max = memcg.swap.max.value_()
+        except AttributeError:
+            pass
+        try:
+            memsw_max = memcg.memsw.max.value_()
+        except AttributeError:
+            pass
+        swappiness = self.prog["vm_swappiness"].value_()
+        if not dfl:
+            try:
+                swappiness = memcg.swappiness.value_()
+            except AttributeError:
+                pass
+        return MemcgRecord(path="/" + path.strip("/"), memory_max=memcg.memory.max.value_(),
+                           swap_max=swap_max, memsw_max=memsw_max,
+                           memsw_accounting=not dfl and memsw_max is not None,
+                           swappiness=swappiness)
+
+    def _cgroup_on_dfl(self) -> bool:
+        # cgroup_subsys_on_dfl(memory_cgrp_subsys): the memory controller is on v2.
+        try:
+            root = self.prog["memory_cgrp_subsys"].root
+            return root.value_() == self.prog["cgrp_dfl_root"].address_
+        except (LookupError, FaultError):
+            return True
+
+    def vm_totals(self) -> VmTotals:
+        return VmTotals(totalram_pages=totalram_pages(self.prog),
+                        total_swap_pages=self.prog["total_swap_pages"].value_(),
+                        vm_swappiness=self.prog["vm_swappiness"].value_())
+
+    def current_task(self) -> Optional[int]:
+        """The task on the panicking CPU, else the only busy CPU's task."""
+        try:
+            cpu = self.prog["panic_cpu"].counter.value_()
+        except (LookupError, AttributeError):
+            cpu = -1
+        if cpu >= 0:
+            return cpu_curr(self.prog, cpu).value_()
+        busy = [cpu_curr(self.prog, c) for c in for_each_online_cpu(self.prog)]
+        busy = [t.value_() for t in busy if t.pid.value_() != 0]
+        return busy[0] if len(busy) == 1 else None
+
+    def _task_cgroup(self, task: int, subsys: str) -> Optional[Object]:
+        try:
+            ssid = self.prog.constant(f"{subsys}_cgrp_id").value_()
+        except LookupError:
+            return None  # kernel built without that controller
+        t = Object(self.prog, self._task_ptr, task)
+        return t.cgroups.subsys[ssid].cgroup
+
+    def cgroup_path(self, task: int, subsys: str) -> Optional[str]:
+        cgrp = self._task_cgroup(task, subsys)
+        return None if cgrp is None else (cgroup_path(cgrp).decode() or "/")
+
+    def cgroup_name(self, task: int, subsys: str) -> Optional[str]:
+        cgrp = self._task_cgroup(task, subsys)
+        return None if cgrp is None else (cgroup_name(cgrp).decode() or "/")
+
+    def mems_allowed(self, task: int) -> list:
+        bits = Object(self.prog, self._task_ptr, task).mems_allowed.bits
+        out = []
+        word_bits = 8 * bits[0].type_.size
+        for i in range(len(bits)):
+            w = bits[i].value_()
+            out.extend(i * word_bits + b for b in range(word_bits) if w >> b & 1)
+        return out
+
     # Records ---------------------------------------------------------------
 
     def task(self, task: int) -> TaskRecord:
         t = Object(self.prog, self._task_ptr, task)
         try:
+            signal = t.signal
+            vfork_done = t.vfork_done.value_()
             return TaskRecord(
                 address=task, pid=t.pid.value_(), tgid=t.tgid.value_(),
                 comm=t.comm.string_().decode("utf-8", "surrogateescape"),
                 flags=t.flags.value_(),
                 uid=t.real_cred.uid.val.value_() & 0xFFFFFFFF,
-                oom_score_adj=t.signal.oom_score_adj.value_(),
-                mm=t.mm.value_())
+                oom_score_adj=signal.oom_score_adj.value_(),
+                mm=t.mm.value_(), vfork_done=vfork_done,
+                parent_mm=t.real_parent.mm.value_() if vfork_done else 0,
+                oom_mm=self._oom_mm(signal),
+                oom_flag_origin=bool(signal.oom_flag_origin.value_()))
         except FaultError as e:
             raise ReadError(f"task {task:#x} unreadable: {e}") from None
+
+    def _oom_mm(self, signal: Object) -> int:
+        # signal->oom_mm since Linux kernel commit 26db62f179d1 ("oom: keep mm
+        # of the killed task available") (in v4.10); before, no such marker.
+        if self._has_oom_mm is None:
+            self._has_oom_mm = self.prog.type("struct signal_struct").has_member("oom_mm")
+        return signal.oom_mm.value_() if self._has_oom_mm else 0
 
     def _percpu(self) -> list:
         if self._percpu_offsets is None:
@@ -189,9 +329,35 @@ class DrgnReader:
                 pt = dict(pgtables_bytes=m.pgtables_bytes.counter.value_())
             else:
                 pt = dict(nr_ptes=m.nr_ptes.counter.value_(), nr_pmds=_nr_pmds(m))
-            return MmRecord(address=mm, total_vm=m.total_vm.value_(), counters=counters, **pt)
+            return MmRecord(address=mm, total_vm=m.total_vm.value_(), counters=counters,
+                            flags=_mm_flags(m), **pt)
         except FaultError as e:
             raise ReadError(f"mm {mm:#x} unreadable: {e}") from None
+
+
+def sizeof_list_head(prog: Program) -> int:
+    return prog.type("struct list_head").size
+
+
+def _list_addrs(prog: Program, head: int, offset: int) -> Iterator[int]:
+    """Containing-struct addresses of a list whose node sits at *offset*."""
+    node = prog.read_word(head)
+    seen = 0
+    while node != head:
+        seen += 1
+        if seen > _MAX_LIST:
+            raise ReadError(f"list at {head:#x} loops")
+        yield node - offset
+        node = prog.read_word(node)
+
+
+def _mm_flags(m: Object) -> int:
+    flags = m.flags
+    # Since v6.18 mm->flags is an mm_flags_t: struct { unsigned long
+    # __mm_flags[1]; } read with mm_flags_test(); the low word holds MMF_OOM_SKIP.
+    if flags.type_.unaliased_kind() in (TypeKind.STRUCT, TypeKind.UNION):
+        return flags.member_(flags.type_.unaliased().members[0].name)[0].value_()
+    return flags.value_()
 
 
 def _s32(v: int) -> int:

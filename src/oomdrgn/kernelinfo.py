@@ -30,6 +30,7 @@ class Evidence:
     # __percpu_counter_sum, None if its code could not be read.
     calls_sum: Dict[str, Optional[bool]]
     has_shmem: bool = True  # enum has MM_SHMEMPAGES (v4.5+)
+    badness_return: Optional[str] = None  # C return type of oom_badness()
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class KernelInfo:
     eras: Eras
     rules: Dict[str, str]  # consumer -> counter rule
     rule_evidence: Dict[str, str]  # consumer -> why
+    badness_era: str = "long"  # "long" (v5.9+) or "unsigned long" (v4.17..v5.8)
 
     def describe(self) -> str:
         """One line for the user: which formats and counter rules are in use."""
@@ -84,4 +86,8 @@ def decide(ev: Evidence, counter_rule: Optional[str] = None) -> KernelInfo:
     rules, why = {}, {}
     for consumer in CONSUMERS:
         rules[consumer], why[consumer] = _rule(consumer, ev, counter_rule)
-    return KernelInfo(ev.arch, ev.page_shift, ev.counter_layout, ev.pgtables, eras, rules, why)
+    # Since Linux kernel commit 9066e5cfb73c ("mm, oom: make the calculation
+    # of oom badness more accurate") (in v5.9), oom_badness() returns long.
+    era = "unsigned long" if ev.badness_return in ("unsigned long", "unsigned int") else "long"
+    return KernelInfo(ev.arch, ev.page_shift, ev.counter_layout, ev.pgtables, eras, rules, why,
+                      era)

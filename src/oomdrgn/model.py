@@ -7,7 +7,8 @@ a debugger.
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-__all__ = ["RawCounter", "MmRecord", "TaskRecord", "Row", "Victim", "ReadFailure"]
+__all__ = ["RawCounter", "MmRecord", "TaskRecord", "Row", "Victim", "ReadFailure",
+           "VmTotals", "MemcgRecord", "Candidate", "Selection"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class TaskRecord:
     oom_score_adj: int  # task->signal->oom_score_adj
     mm: int  # address of task->mm, 0 if none
     error: Optional[str] = None  # set when a field could not be read
+    # What oom_badness() and oom_evaluate_task() look at besides the mm:
+    vfork_done: int = 0  # task->vfork_done (in_vfork() needs it non-NULL)
+    parent_mm: int = 0  # task->real_parent->mm, read only when vfork_done is set
+    oom_mm: int = 0  # task->signal->oom_mm (non-NULL: already an OOM victim)
+    oom_flag_origin: bool = False  # task->signal->oom_flag_origin
 
 
 @dataclass(frozen=True)
@@ -94,3 +100,46 @@ class ReadFailure:
     pid: int
     reason: str
     address: int = 0
+
+
+@dataclass(frozen=True)
+class VmTotals:
+    """Global memory sizes the OOM killer scales by (pages)."""
+
+    totalram_pages: int
+    total_swap_pages: int
+    vm_swappiness: int = 60
+
+
+@dataclass(frozen=True)
+class MemcgRecord:
+    """What ``mem_cgroup_get_max()`` reads of a ``struct mem_cgroup`` (pages)."""
+
+    path: str
+    memory_max: int
+    swap_max: Optional[int] = None  # cgroup v2 memcg->swap.max
+    memsw_max: Optional[int] = None  # cgroup v1 memcg->memsw.max
+    memsw_accounting: bool = False  # do_memsw_account(): cgroup v1 with swap accounting
+    swappiness: int = 60  # mem_cgroup_swappiness(memcg)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One process as ``oom_evaluate_task()`` saw it."""
+
+    pid: int
+    name: str
+    points: Optional[int]  # oom_badness(), None where it was not computed
+    verdict: str  # "chosen", "candidate", "skipped: <why>", "abort: <why>"
+    oom_score_adj: int = 0
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The result of ``select_bad_process()``."""
+
+    chosen_pid: Optional[int]  # None: no victim; -1: scan aborted (a victim exists)
+    chosen_points: Optional[int]
+    totalpages: int
+    candidates: Tuple[Candidate, ...] = field(default_factory=tuple)
+    rule: str = ""  # which era's rules were applied

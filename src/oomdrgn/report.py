@@ -14,7 +14,7 @@ from .model import Row, Victim
 
 __all__ = ["TableFormat", "KillFormat", "TABLE_FORMATS", "KILL_FORMATS",
            "format_table", "format_row", "format_kill_line", "K", "OOM_PREFIX",
-           "MEMCG_PREFIX"]
+           "MEMCG_PREFIX", "format_summary", "bitmap_list"]
 
 OOM_PREFIX = "Out of memory"
 MEMCG_PREFIX = "Memory cgroup out of memory"
@@ -153,3 +153,35 @@ def format_kill_line(fmt: KillFormat, victim: Victim, message: str = OOM_PREFIX)
     if fmt.prefixed:
         args.insert(0, message)
     return cformat(fmt.line, args)
+
+
+def bitmap_list(bits) -> str:
+    """``%*pbl``: set bits as ranges, e.g. ``0``, ``0-3,8``; empty for none."""
+    bits = sorted(set(bits))
+    out, i = [], 0
+    while i < len(bits):
+        j = i
+        while j + 1 < len(bits) and bits[j + 1] == bits[j] + 1:
+            j += 1
+        out.append(str(bits[i]) if i == j else f"{bits[i]}-{bits[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def format_summary(constraint: str, nodemask, cpuset, mems_allowed, oom_memcg, task_memcg,
+                   comm: str, pid: int, uid: int) -> str:
+    """The ``oom-kill:`` line of ``dump_oom_summary()`` (since Linux kernel commit
+    ef8444ea01d7 ("mm, oom: reorganize the oom report in dump_header") (in v5.0)).
+
+    ``nodemask`` is a list of node ids or None (printed ``(null)``); ``cpuset``
+    None means a kernel without CONFIG_CPUSETS (both fields omitted); ``oom_memcg``
+    None means a global OOM; ``task_memcg`` None means no memcg (omitted).
+    """
+    line = "oom-kill:constraint=%s,nodemask=%s" % (
+        constraint, "(null)" if nodemask is None else bitmap_list(nodemask))
+    if cpuset is not None:
+        line += ",cpuset=%s,mems_allowed=%s" % (cpuset, bitmap_list(mems_allowed or ()))
+    line += ",oom_memcg=%s" % oom_memcg if oom_memcg is not None else ",global_oom"
+    if task_memcg is not None:
+        line += ",task_memcg=%s" % task_memcg
+    return line + cformat(",task=%s,pid=%d,uid=%d\n", [comm, pid, uid])

@@ -351,7 +351,7 @@ def _define_types(ty: _Types, layout: Layout) -> Dict[str, object]:
     if layout.thread_group:  # removed in v6.7 (8e1f385104ac)
         task.append((list_head, "thread_group"))
     task += [
-        (list_head, "thread_node"), (ulong, "nvcsw"), (ulong, "nivcsw"),
+        (list_head, "thread_node"), (void_p, "vfork_done"), (ulong, "nvcsw"), (ulong, "nivcsw"),
         (ty.ptr("struct cred"), "ptracer_cred"), (ty.ptr("struct cred"), "real_cred"),
         (ty.ptr("struct cred"), "cred"), (ty.prog.array_type(char, 16), "comm"),
         (void_p, "fs"), (void_p, "files"), (ty.ptr("struct signal_struct"), "signal"),
