@@ -2,8 +2,10 @@
  * oompop: one member of a test population for the OOM killer's task table.
  *
  * Sets its comm, oom_score_adj and credentials, optionally forks copies of
- * itself, touches anonymous and shared memory, starts idle threads, prints
- * "ready <pid>" and sleeps forever.  With --leader-exit the main thread exits
+ * itself, touches anonymous and shared memory, optionally pages part of its
+ * anonymous memory out to swap (--pageout MB, MADV_PAGEOUT, Linux 5.4+; needs
+ * swap: the harness's zram), starts idle threads, prints "ready <pid>" and
+ * sleeps forever.  With --leader-exit the main thread exits
  * after printing, so the group leader becomes a zombie without an mm while its
  * threads live on (the case find_lock_task_mm() exists for).
  *
@@ -22,6 +24,10 @@
 #include <unistd.h>
 
 #define MB (1024UL * 1024UL)
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
 
 static void die(const char *what)
 {
@@ -44,16 +50,50 @@ static void drop_to(uid_t uid)
 		die("setuid");
 }
 
-static void touch(unsigned long mb, int flags)
+static char *touch(unsigned long mb, int flags)
 {
 	char *p;
 
 	if (!mb)
-		return;
+		return NULL;
 	p = mmap(NULL, mb * MB, PROT_READ | PROT_WRITE, flags | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		die("mmap");
 	memset(p, 0x5a, mb * MB);
+	return p;
+}
+
+/* Pages of [p, p + len) still resident (mincore: a swapped-out page is not). */
+static unsigned long resident(char *p, unsigned long len)
+{
+	static unsigned char vec[1 << 20];
+	unsigned long i, n = len / 4096, count = 0;
+
+	if (n > sizeof(vec) || mincore(p, len, vec))
+		die("mincore");
+	for (i = 0; i < n; i++)
+		count += vec[i] & 1;
+	return count;
+}
+
+/*
+ * Swap out the first mb MB of p. Pages still in another CPU's LRU batch are
+ * not on the LRU yet and MADV_PAGEOUT skips them: retry a few times.
+ */
+static void pageout(char *p, unsigned long mb)
+{
+	unsigned long left = 0;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		if (madvise(p, mb * MB, MADV_PAGEOUT))
+			die("madvise(MADV_PAGEOUT)");
+		left = resident(p, mb * MB);
+		if (!left)
+			return;
+		usleep(20000);
+	}
+	fprintf(stderr, "pageout: %lu pages still resident\n", left);
 }
 
 static void *idle(void *arg)
@@ -67,7 +107,7 @@ static void *idle(void *arg)
 static void usage(void)
 {
 	fprintf(stderr, "usage: oompop [--name COMM] [--adj N] [--uid N] [--anon MB] "
-			"[--shmem MB] [--threads N] [--leader-exit] [--fork N]\n");
+			"[--shmem MB] [--pageout MB] [--threads N] [--leader-exit] [--fork N]\n");
 	exit(2);
 }
 
@@ -82,12 +122,14 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "leader-exit", no_argument, NULL, 'x' },
 		{ "fork", required_argument, NULL, 'f' },
+		{ "pageout", required_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *name = NULL, *adj = NULL;
-	long uid = -1, anon = 0, shmem = 0, threads = 0, forks = 0;
+	long uid = -1, anon = 0, shmem = 0, threads = 0, forks = 0, out = 0;
 	int leader_exit = 0, c;
 	pthread_t tid;
+	char *anon_p;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -99,10 +141,11 @@ int main(int argc, char **argv)
 		case 't': threads = atol(optarg); break;
 		case 'x': leader_exit = 1; break;
 		case 'f': forks = atol(optarg); break;
+		case 'p': out = atol(optarg); break;
 		default: usage();
 		}
 	}
-	if (optind != argc || (leader_exit && threads < 1))
+	if (optind != argc || (leader_exit && threads < 1) || out < 0 || out > anon)
 		usage();
 
 	if (name && prctl(PR_SET_NAME, name))
@@ -121,8 +164,10 @@ int main(int argc, char **argv)
 		if (pid == 0)
 			break;
 	}
-	touch(anon, MAP_PRIVATE);
+	anon_p = touch(anon, MAP_PRIVATE);
 	touch(shmem, MAP_SHARED);
+	if (out)
+		pageout(anon_p, out);
 	while (threads-- > 0)
 		if (pthread_create(&tid, NULL, idle, NULL))
 			die("pthread_create");
