@@ -2,13 +2,14 @@
 
 from typing import Dict, Iterator, Optional
 
-from drgn import FaultError, Object, ObjectAbsentError, Program, TypeKind
+from drgn import FaultError, Object, ObjectAbsentError, Program, TypeKind, offsetof
 from drgn.helpers.linux.cgroup import cgroup_get_from_path, cgroup_name, cgroup_path
 from drgn.helpers.linux.cpumask import for_each_online_cpu, for_each_possible_cpu
 from drgn.helpers.linux.mm import totalram_pages
 from drgn.helpers.linux.pid import find_task
 from drgn.helpers.linux.sched import cpu_curr
 
+from .drgn_layout import StructReader
 from .elffile import read_section
 from .kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
 from .model import MemcgRecord, MmRecord, RawCounter, TaskRecord, VmTotals
@@ -101,6 +102,7 @@ class DrgnReader:
                 self._mm_index.append(None)
         self._percpu_offsets: Optional[list] = None
         self._has_oom_mm: Optional[bool] = None
+        self._fast = _FastLayout(prog, self._mm_index, self.info)
 
     # Lists -----------------------------------------------------------------
 
@@ -277,6 +279,13 @@ class DrgnReader:
     # Records ---------------------------------------------------------------
 
     def task(self, task: int) -> TaskRecord:
+        try:
+            return self._fast.task(task)
+        except FaultError as e:
+            raise ReadError(f"task {task:#x} unreadable: {e}") from None
+
+    def task_slow(self, task: int) -> TaskRecord:
+        """:meth:`task` through drgn Objects (the reference the fast path is tested against)."""
         t = Object(self.prog, self._task_ptr, task)
         try:
             signal = t.signal
@@ -321,6 +330,13 @@ class DrgnReader:
         return RawCounter(rss_stat.count[index].counter.value_())
 
     def mm(self, mm: int, percpu: bool) -> MmRecord:
+        try:
+            return self._fast.mm(mm, percpu, self._percpu() if percpu else ())
+        except FaultError as e:
+            raise ReadError(f"mm {mm:#x} unreadable: {e}") from None
+
+    def mm_slow(self, mm: int, percpu: bool) -> MmRecord:
+        """:meth:`mm` through drgn Objects."""
         m = Object(self.prog, self._mm_ptr, mm)
         try:
             rss_stat = m.rss_stat
@@ -333,6 +349,71 @@ class DrgnReader:
                             flags=_mm_flags(m), **pt)
         except FaultError as e:
             raise ReadError(f"mm {mm:#x} unreadable: {e}") from None
+
+
+class _FastLayout:
+    """Offsets of what the OOM code reads, computed once; records from raw reads."""
+
+    def __init__(self, prog: Program, mm_index: list, info: KernelInfo) -> None:
+        self.prog = prog
+        self.task_r = StructReader(prog, "struct task_struct", [
+            "pid", "tgid", "comm", "flags", "real_cred", "signal", "mm", "vfork_done",
+            "real_parent"])
+        self.signal_r = StructReader(prog, "struct signal_struct", [
+            "oom_score_adj", "oom_mm", "oom_flag_origin"])
+        self.cred_uid = offsetof(prog.type("struct cred"), "uid")
+        self.parent_mm = self.task_r.offset("mm")
+        rss = [f"rss_stat[{i}].count" if info.counter_layout == "percpu"
+               else f"rss_stat.count[{i}]" for i in range(4)]
+        fields = ["total_vm", "flags"] + rss
+        if info.counter_layout == "percpu":
+            fields += [f"rss_stat[{i}].counters" for i in range(4)]
+        fields += (["pgtables_bytes"] if info.pgtables == "bytes" else ["nr_ptes", "nr_pmds"])
+        self.mm_r = StructReader(prog, "struct mm_struct", fields)
+        self.mm_index = mm_index
+        self.percpu_layout = info.counter_layout == "percpu"
+        self.pgtables_bytes = info.pgtables == "bytes"
+        # mm->flags is an mm_flags_t struct since v6.18; its first word is read.
+        self.flags_field = "flags" if self.mm_r.has("flags") else None
+        if self.flags_field is None:
+            self.mm_r = StructReader(prog, "struct mm_struct", fields[:1] + ["flags.__mm_flags[0]"]
+                                     + fields[2:])
+            self.flags_field = "flags.__mm_flags[0]"
+
+    def task(self, task: int) -> TaskRecord:
+        prog = self.prog
+        t = self.task_r.read(task)
+        s = self.signal_r.read(t["signal"])
+        vfork_done = t.get("vfork_done", 0)
+        return TaskRecord(
+            address=task, pid=t["pid"], tgid=t["tgid"],
+            comm=t["comm"].split(b"\0", 1)[0].decode("utf-8", "surrogateescape"),
+            flags=t["flags"], uid=prog.read_u32(t["real_cred"] + self.cred_uid),
+            oom_score_adj=s["oom_score_adj"], mm=t["mm"], vfork_done=vfork_done,
+            parent_mm=prog.read_word(t["real_parent"] + self.parent_mm) if vfork_done else 0,
+            oom_mm=s.get("oom_mm", 0), oom_flag_origin=bool(s.get("oom_flag_origin", 0)))
+
+    def mm(self, mm: int, percpu: bool, offsets) -> MmRecord:
+        m = self.mm_r.read(mm)
+        counters = []
+        for i in self.mm_index:
+            if i is None:
+                counters.append(RawCounter(0, () if percpu else None))
+            elif self.percpu_layout:
+                deltas = None
+                if percpu:
+                    base = m[f"rss_stat[{i}].counters"]
+                    deltas = tuple(_s32(self.prog.read_u32((base + off) & _MASK64))
+                                   for off in offsets)
+                counters.append(RawCounter(m[f"rss_stat[{i}].count"], deltas))
+            else:
+                counters.append(RawCounter(m[f"rss_stat.count[{i}]"]))
+        if self.pgtables_bytes:
+            pt = dict(pgtables_bytes=m["pgtables_bytes"])
+        else:
+            pt = dict(nr_ptes=m.get("nr_ptes", 0), nr_pmds=m.get("nr_pmds", 0))
+        return MmRecord(address=mm, total_vm=m["total_vm"], counters=tuple(counters),
+                        flags=m[self.flags_field], **pt)
 
 
 def sizeof_list_head(prog: Program) -> int:

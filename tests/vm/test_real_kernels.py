@@ -71,3 +71,22 @@ def test_rules_named_on_stderr(kernel, panic):
     res = run_oomdrgn("-c", panic.vmcore, "-s", kernel.vmlinux, "kill", 1, check_status=None)
     assert "format found in the kernel's .rodata" in res.stderr
     assert "counters:" in res.stderr
+
+
+@pytest.mark.parametrize("percpu", [False, True])
+def test_fast_path_reads_what_drgn_objects_read(kernel, killed, percpu):
+    from oomdrgn.drgn_backend import DrgnReader
+    from oomdrgn.drgn_program import open_program
+    prog = open_program(core=str(killed.vmcores["kdump-zlib"]), vmlinux=[str(kernel.vmlinux)])
+    reader = DrgnReader(prog)
+    if percpu and reader.info.counter_layout != "percpu":
+        percpu = False  # atomic counters have no per-CPU part
+    seen = 0
+    for p in reader.processes():
+        for t in reader.threads(p):
+            assert reader.task(t) == reader.task_slow(t)
+            mm = reader.task(t).mm
+            if mm:
+                assert reader.mm(mm, percpu) == reader.mm_slow(mm, percpu)
+                seen += 1
+    assert seen > 10

@@ -3,14 +3,16 @@
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from .kernels import HarnessError
 from .qemu import Guest
 
-__all__ = ["DEFAULT_POPULATION", "HOG_NAME", "Member", "start_hog", "start_population"]
+__all__ = ["CGROUP_ROOT", "DEFAULT_POPULATION", "HOG_NAME", "Member", "cgroup_dir",
+           "in_cgroup", "setup_cgroups", "start_hog", "start_population"]
 
 HOG_NAME = "oomhog"
+CGROUP_ROOT = "/sys/fs/cgroup"  # cgroup v2, +memory in its subtree_control (/init)
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,10 @@ class Member:
     threads: int = 0
     leader_exit: bool = False
     fork: int = 0
+    #: MB of its anon memory swapped out with MADV_PAGEOUT (needs ``swap_mb``).
+    pageout_mb: int = 0
+    #: cgroup v2 path under ``/sys/fs/cgroup`` (``"job/a"``); ``None``: the root.
+    cgroup: Optional[str] = None
 
     @property
     def processes(self) -> int:
@@ -43,7 +49,13 @@ class Member:
             args.append("--leader-exit")
         if self.fork:
             args += ["--fork", str(self.fork)]
+        if self.pageout_mb:
+            args += ["--pageout", str(self.pageout_mb)]
         return shlex.join(args)
+
+    def shell_command(self, cpu: Optional[int] = None) -> str:
+        """:meth:`command`, pinned to ``cpu`` and moved into :attr:`cgroup` first."""
+        return _pin(cpu) + _in_cgroup_cmd(self.command(), self.cgroup)
 
 
 # A 256 MB guest: ~45 MB for these, the rest for the hog.
@@ -65,15 +77,88 @@ def _pin(cpu: Optional[int]) -> str:
     return "" if cpu is None else f"taskset -c {cpu} "
 
 
+def _norm(path: Optional[str]) -> str:
+    return (path or "").strip("/")
+
+
+def cgroup_dir(path: Optional[str]) -> str:
+    """The guest directory of cgroup ``path`` (``"job/a"``; ``None``/``""``: the root)."""
+    path = _norm(path)
+    return f"{CGROUP_ROOT}/{path}" if path else CGROUP_ROOT
+
+
+def in_cgroup(path: Optional[str], ancestor: str) -> bool:
+    """Whether cgroup ``path`` is ``ancestor`` or below it."""
+    path, ancestor = _norm(path), _norm(ancestor)
+    return not ancestor or path == ancestor or path.startswith(ancestor + "/")
+
+
+def _in_cgroup_cmd(cmd: str, cgroup: Optional[str]) -> str:
+    # The shell moves itself, then execs: everything the program charges is
+    # charged to the cgroup (v2 moves no charges, so the shell's own stay put).
+    if not _norm(cgroup):
+        return cmd
+    procs = shlex.quote(cgroup_dir(cgroup) + "/cgroup.procs")
+    return "sh -c " + shlex.quote(f"echo $$ > {procs} && exec {cmd}")
+
+
+def setup_cgroups(guest: Guest, occupied: Iterable[Optional[str]],
+                  limits: Optional[Mapping[str, Union[int, str]]] = None) -> None:
+    """Create the cgroups in ``occupied`` (those that will hold processes) and
+    in ``limits``, with their ancestors, and write each limit to ``memory.max``.
+
+    A cgroup gets its own memcg when ``+memory`` is in its parent's
+    ``subtree_control``; the harness writes it there unless the parent holds
+    processes itself (cgroup v2's no-internal-process rule would refuse them):
+    children of an occupied cgroup share its memcg, and the kernel then prints
+    the parent as their ``task_memcg``. A limit on such a child is an error.
+    Idempotent; the occupied cgroups accumulate in ``guest.cgroups_occupied``.
+    :func:`start_population` and :func:`start_hog` call it for their own
+    cgroups, so a scenario whose processes share a subtree calls it first with
+    all of them (a cgroup is "occupied" before its processes exist).
+
+    :param limits: ``{path: bytes or "max"}``.
+    """
+    limits = {_norm(k): v for k, v in (limits or {}).items()}
+    # Remembered on the guest: a later call (start_hog) must not enable
+    # +memory above a cgroup an earlier call declared occupied.
+    guest.cgroups_occupied.update(_norm(c) for c in occupied)
+    occupied_set = set(guest.cgroups_occupied)
+    paths = set()
+    for path in occupied_set | set(limits):
+        parts = path.split("/") if path else []
+        paths.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    cmds = []
+    for path in sorted(paths, key=lambda p: (p.count("/"), p)):
+        parent = path.rpartition("/")[0]
+        cmds.append(f"mkdir -p {shlex.quote(cgroup_dir(path))}")
+        if parent and parent not in occupied_set:
+            control = shlex.quote(cgroup_dir(parent) + "/cgroup.subtree_control")
+            cmds.append(f"{{ grep -qw memory {control} || echo +memory > {control}; }}")
+        elif parent and path in limits:
+            raise HarnessError(f"cgroup {path!r}: no memcg of its own (its parent {parent!r} "
+                               "holds processes), so no memory.max")
+    for path, value in sorted(limits.items()):
+        if not path:
+            raise HarnessError("the root cgroup has no memory.max")
+        cmds.append(f"echo {shlex.quote(str(value))} > "
+                    f"{shlex.quote(cgroup_dir(path) + '/memory.max')}")
+    if cmds:
+        guest.run(" && ".join(cmds))
+
+
 def start_population(guest: Guest, population: Sequence[Member] = DEFAULT_POPULATION,
                      cpu: Optional[int] = None, timeout: float = 180.0) -> Dict[str, List[int]]:
-    """Start ``population`` (pinned to ``cpu`` if given); wait until every
-    process has touched its memory. Returns ``{name: [pid, ...]}``."""
+    """Start ``population`` (pinned to ``cpu`` if given, each in its cgroup,
+    created if need be, see :func:`setup_cgroups`); wait until every process
+    has touched its memory (and paged out what it should). Returns
+    ``{name: [pid, ...]}``."""
     names = [m.name for m in population]
     if len(set(names)) != len(names) or any(len(n) > 15 for n in names):
         raise HarnessError(f"population names must be unique and <= 15 chars: {names}")
+    setup_cgroups(guest, [m.cgroup for m in population if m.cgroup])
     for i, m in enumerate(population):
-        guest.start(_pin(cpu) + m.command(), f"/tmp/pop{i}.out")
+        guest.start(m.shell_command(cpu), f"/tmp/pop{i}.out")
     waits = "; ".join(f"w /tmp/pop{i}.out {m.processes}" for i, m in enumerate(population))
     guest.run('w() { until [ "$(grep -c ^ready "$1")" -ge "$2" ]; do sleep 0.2; done; }; '
               + waits, timeout=timeout)
@@ -86,8 +171,13 @@ def start_population(guest: Guest, population: Sequence[Member] = DEFAULT_POPULA
     return pids
 
 
-def start_hog(guest: Guest, cpu: Optional[int] = None, adj: int = 0, step_ms: int = 0) -> int:
-    """Start ``oomhog`` in the background; return its pid."""
-    cmd = f"{_pin(cpu)}oomhog --name {HOG_NAME} --adj {adj} --step-ms {step_ms}"
-    out = guest.run(f"{cmd} >/tmp/hog.out 2>&1 & echo $!")
+def start_hog(guest: Guest, cpu: Optional[int] = None, adj: int = 0, step_ms: int = 0,
+              cgroup: Optional[str] = None, name: str = HOG_NAME) -> int:
+    """Start ``oomhog`` in the background (in ``cgroup``, created if need be:
+    see :func:`setup_cgroups`); return its pid."""
+    if _norm(cgroup):
+        setup_cgroups(guest, [cgroup])
+    cmd = _in_cgroup_cmd(f"oomhog --name {shlex.quote(name)} --adj {adj} --step-ms {step_ms}",
+                         cgroup)
+    out = guest.run(f"{_pin(cpu)}{cmd} >/tmp/hog.out 2>&1 & echo $!")
     return int(out.split()[-1])

@@ -14,7 +14,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Set, Union
 
 import pexpect
 
@@ -55,12 +55,17 @@ class Guest:
         call :meth:`wait_ready` yourself.
     :param accel: ``"tcg"`` (default, or ``$OOMDRGN_ACCEL``) or ``"kvm"``
         (refused when ``/dev/kvm`` is not usable).
+    :param swap_mb: if > 0, ``/init`` sets up swap on ``/dev/zram0`` of that
+        size (``oomdrgn.swap_mb=N`` on the kernel command line, needs the
+        ``zram.ko`` that ``fetch-kernels.sh`` extracts); :meth:`wait_ready`
+        checks ``/proc/swaps``.
     """
 
     def __init__(self, kernel: Union[str, KernelPaths], *, workdir: Optional[str] = None,
                  keep: bool = False, smp: int = 2, memory_mb: int = 256, append: str = "",
                  nokaslr: Optional[bool] = None, gdb: bool = False, gdb_wait: bool = False,
-                 accel: Optional[str] = None, boot_timeout: float = 180.0) -> None:
+                 accel: Optional[str] = None, boot_timeout: float = 180.0,
+                 swap_mb: int = 0) -> None:
         self.kernel = kernel_paths(kernel) if isinstance(kernel, str) else kernel
         qemu = shutil.which(QEMU)
         if not qemu:
@@ -81,9 +86,14 @@ class Guest:
         self._qmp: Optional[Qmp] = None
         self._seq = 0
         self.banner = ""
+        self.swap_mb = swap_mb
+        #: cgroups declared to hold processes (see population.setup_cgroups)
+        self.cgroups_occupied: Set[str] = set()
         if nokaslr is None:
             nokaslr = gdb
-        cmdline = " ".join(filter(None, [BASE_APPEND, "nokaslr" if nokaslr else "", append]))
+        cmdline = " ".join(filter(None, [BASE_APPEND, "nokaslr" if nokaslr else "",
+                                         f"oomdrgn.swap_mb={swap_mb}" if swap_mb > 0 else "",
+                                         append]))
         args = [qemu, *accel_args, "-smp", str(smp), "-m", str(memory_mb),
                 "-nographic", "-monitor", "none", "-no-reboot",
                 "-kernel", str(self.kernel.vmlinuz), "-initrd", str(initrd),
@@ -139,10 +149,15 @@ class Guest:
         for attempt in (1, 2):
             try:
                 self.run("PS1='# '", timeout=30)
-                return
+                break
             except HarnessError:
                 if attempt == 2:
                     raise
+        if self.swap_mb > 0:
+            swaps = self.run("cat /proc/swaps")
+            if "/dev/zram0" not in swaps:
+                raise self._error(f"no zram swap ({self.swap_mb} MB asked):\n{swaps}"
+                                  "\n(re-run vm-images/fetch-kernels.sh for zram.ko?)")
 
     # -- the ttyS1 shell ---------------------------------------------------------
 
@@ -172,6 +187,13 @@ class Guest:
         if check and status:
             raise self._error(f"{cmd!r} exited with {status}:\n{out}")
         return out
+
+    def wait_tty(self, pattern: str, timeout: float = 60.0) -> str:
+        """Wait until the ttyS1 output matches regex ``pattern`` (e.g. what a
+        background job prints after :meth:`run` returned); return the text up
+        to and including the match (``\r`` removed)."""
+        self._expect(pattern, timeout, f"nothing matched {pattern!r} on ttyS1")
+        return (self._tty.before + self._tty.after).replace("\r", "")
 
     def start(self, cmd: str, log: str = "/dev/null") -> None:
         """Start ``cmd`` in the background, its output going to guest file ``log``."""
