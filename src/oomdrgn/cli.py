@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--qemu", metavar="QMP_SOCKET", help="a QEMU guest's QMP socket")
     parser.add_argument("-s", "--symbols", metavar="VMLINUX", action="append", default=[],
                         help="debug vmlinux (repeatable; default: drgn's debug info search)")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="how long to wait for a QMP socket to answer (default 10)")
     add_rule_argument(parser)
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="do not print the detected formats and counter rules on stderr")
@@ -42,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .drgn_program import open_program
         from .drgn_commands import reader_for
         prog = open_program(core=args.core, kcore=args.kernel, qemu=args.qemu,
-                            vmlinux=args.symbols)
+                            vmlinux=args.symbols, timeout=args.timeout)
         reader = reader_for(prog, args.counter_rule)
         if not args.quiet:
             print(f"oomdrgn: {reader.info.describe()}", file=sys.stderr)

@@ -113,14 +113,20 @@ class DrgnReader:
         seen = set()
         try:
             node = head.next.value_()
-            while node != head_addr:
-                if node in seen or len(seen) > _MAX_LIST:
-                    raise ReadError(f"{what} list loops at {node:#x}")
-                seen.add(node)
-                yield node - offset
-                node = self.prog.read_word(node)
         except FaultError as e:
             raise ReadError(f"{what} list unreadable: {e}") from None
+        while node != head_addr:
+            if node in seen or len(seen) > _MAX_LIST:
+                raise ReadError(f"{what} list loops at {node:#x}")
+            seen.add(node)
+            try:
+                # Read the link before handing out the entry, so a bad link
+                # is reported as the list's fault, not the entry's.
+                nxt = self.prog.read_word(node)
+            except FaultError as e:
+                raise ReadError(f"{what} list unreadable: {e}") from None
+            yield node - offset
+            node = nxt
 
     def processes(self) -> Iterator[int]:
         return self._walk(self.prog["init_task"].tasks, "tasks", "init_task.tasks")

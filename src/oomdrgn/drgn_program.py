@@ -1,6 +1,8 @@
 """Open a drgn Program on a vmcore, the live kernel or a QEMU guest, with clear errors."""
 
 import os
+import sys
+import socket
 import platform as host_platform
 from typing import Optional, Sequence
 
@@ -38,6 +40,30 @@ def core_format(path: str) -> str:
     raise OomdrgnError(f"{path}: not a vmcore (neither ELF nor kdump format)", EXIT_TARGET)
 
 
+def elf_core_extent(path: str) -> int:
+    """Bytes an ELF core's program headers say it holds (end of the last segment)."""
+    import struct
+    with open(path, "rb") as f:
+        head = f.read(64)
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    end = 0
+    for i in range(len(table) // max(phentsize, 1)):
+        _, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", table, i * phentsize)
+        end = max(end, p_offset + p_filesz)
+    return end
+
+
+def _warn_if_truncated(path: str) -> None:
+    size = os.path.getsize(path)
+    want = elf_core_extent(path)
+    if want > size:
+        print(f"oomdrgn: warning: {path} is truncated: {size} of {want} bytes; "
+              "objects beyond the end are reported unreadable", file=sys.stderr)
+
+
 def _platform(vmlinux: Sequence[str]) -> Platform:
     # QEMU's kdump-zlib dumps carry no architecture name, and libkdumpfile then
     # fails ("KDUMP_ATTR_ARCH_NAME: Key has no value"): name it ourselves, from
@@ -56,18 +82,45 @@ def _platform(vmlinux: Sequence[str]) -> Platform:
     return Platform(_ARCH[arch], PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN)
 
 
+def _probe_qmp(address: str, timeout: float) -> None:
+    """Fail fast, with a clear message, when the QMP socket is gone or mute."""
+    if ":" in address and not address.startswith(("/", ".")):
+        host, _, port = address.rpartition(":")
+        family, target = socket.AF_INET, (host or "127.0.0.1", int(port))
+    else:
+        family, target = socket.AF_UNIX, address
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(target)
+            greeting = s.recv(4096)
+    except socket.timeout:
+        raise OomdrgnError(f"{address}: no answer from the QMP socket within {timeout:g} s "
+                           "(is another client holding it? QEMU serves one QMP client per "
+                           "socket: give QEMU a second -qmp)", EXIT_TARGET) from None
+    except OSError as e:
+        raise OomdrgnError(f"{address}: cannot attach to the QEMU guest over QMP: {e}",
+                           EXIT_TARGET) from None
+    if b'"QMP"' not in greeting:
+        raise OomdrgnError(f"{address}: not a QMP socket (no QMP greeting)", EXIT_TARGET)
+
+
 def _set_target(prog_args: dict, core: Optional[str], kcore: bool, qemu: Optional[str],
-                vmlinux: Sequence[str]) -> Program:
+                vmlinux: Sequence[str], timeout: float = 10.0) -> Program:
     if core is not None:
         fmt = core_format(core)
         prog = Program(_platform(vmlinux)) if fmt != "elf" else Program()
         try:
             prog.set_core_dump(core)
-        except (OSError, ValueError) as e:
-            raise OomdrgnError(f"{core}: cannot read vmcore: {e}", EXIT_TARGET) from None
+        except Exception as e:  # libelf/libkdumpfile raise plain Exception too
+            raise OomdrgnError(f"{core}: cannot read vmcore: {e} (truncated or damaged?)",
+                               EXIT_TARGET) from None
+        if fmt == "elf":
+            _warn_if_truncated(core)
         return prog
     prog = Program()
     if qemu is not None:
+        _probe_qmp(qemu, timeout)
         try:
             prog.set_qemu_qmp(qemu)
         except (OSError, ValueError) as e:
@@ -125,15 +178,16 @@ def _release(prog: Program) -> str:
 
 
 def open_program(core: Optional[str] = None, kcore: bool = False, qemu: Optional[str] = None,
-                 vmlinux: Sequence[str] = ()) -> Program:
+                 vmlinux: Sequence[str] = (), timeout: float = 10.0) -> Program:
     """A Program for one target, with the main kernel's debug info loaded.
 
     :param core: path of a vmcore (ELF or kdump; QEMU's kdump-zlib included)
     :param kcore: the live kernel through /proc/kcore (root)
     :param qemu: a QEMU QMP socket
     :param vmlinux: explicit debug vmlinux files (default: drgn's search)
+    :param timeout: seconds to wait for a QMP socket's greeting
     :raises OomdrgnError: one-line, user-facing, with an exit status
     """
-    prog = _set_target({}, core, kcore, qemu, vmlinux)
+    prog = _set_target({}, core, kcore, qemu, vmlinux, timeout)
     _load_debug_info(prog, vmlinux)
     return prog
