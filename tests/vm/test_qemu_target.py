@@ -45,3 +45,29 @@ def test_qemu_guest_equals_its_dump_and_sysrq_table(kernel):
         assert len(theirs) >= 2 + len(KILL_POPULATION)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.mark.timeout(600)
+def test_running_guest_with_fork_exit_storm(kernel):
+    """Tasks exit and fork while oomdrgn reads a running guest: it ends, in bounded
+    time, with the table (exit 0) or with the rows it could not read marked (exit 7)."""
+    workdir = tempfile.mkdtemp(prefix=f"oomdrgn-test-storm-{kernel.name}-", dir="/tmp")
+    try:
+        with Guest(kernel.name, workdir=workdir) as guest:
+            start_population(guest, KILL_POPULATION)
+            guest.start("while :; do (oompop --name storm --anon 1 --threads 2 & "
+                        "p=$!; sleep 0.01; kill $p) 2>/dev/null; done")
+            statuses = set()
+            for _ in range(3):
+                res = run_oomdrgn("--qemu", guest.qmp_path_for_drgn, "-s", kernel.vmlinux,
+                                  "-q", "tasks", check_status=None)
+                assert "Traceback" not in res.stderr, res.stderr
+                assert res.returncode in (0, 7), res.stderr
+                statuses.add(res.returncode)
+                lines = res.stdout.splitlines()
+                assert lines[0].startswith(("Tasks state", "[  pid  ]"))
+                # The idle population is there, with its names.
+                assert sum(l.endswith(" kv-forks") for l in lines) == 4
+            assert guest.status() == "running"
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
