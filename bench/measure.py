@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""One measurement in a fresh process (so peak memory is its own).
+
+Usage: measure.py MODE VMCORE VMLINUX      (or --qemu SOCKET VMLINUX)
+MODE: load (open the program only: the baseline), oomdrgn (the dump_tasks table),
+crash-ps (drgn's %crash ps -G), loop (a plain drgn loop computing the columns
+field by field through drgn Objects).
+Prints one JSON line: mode, seconds (after the program is loaded), rows, max_rss_kb.
+"""
+
+import contextlib
+import io
+import json
+import resource
+import sys
+import time
+
+
+def plain_loop(prog) -> int:
+    """The dump_tasks columns, the obvious way, one drgn Object access per field."""
+    from drgn.helpers.linux.list import list_for_each_entry
+    out = io.StringIO()
+    rows = 0
+    for p in list_for_each_entry("struct task_struct", prog["init_task"].tasks.address_of_(),
+                                 "tasks"):
+        if p.flags.value_() & 0x00200000 or p.tgid.value_() == 1:
+            continue
+        t = None
+        for th in list_for_each_entry("struct task_struct", p.signal.thread_head.address_of_(),
+                                      "thread_node"):
+            if th.mm:
+                t = th
+                break
+        if t is None:
+            continue
+        mm = t.mm
+        try:
+            counts = [mm.rss_stat[i].count.value_() for i in range(4)]
+        except (TypeError, IndexError, LookupError):
+            counts = [mm.rss_stat.count[i].counter.value_() for i in range(4)]
+        counts = [max(c, 0) for c in counts]
+        print(t.pid.value_(), t.real_cred.uid.val.value_(), t.tgid.value_(),
+              mm.total_vm.value_(), counts[0] + counts[1] + counts[3],
+              mm.pgtables_bytes.counter.value_(), counts[2],
+              t.signal.oom_score_adj.value_(), t.comm.string_(), file=out)
+        rows += 1
+    return rows
+
+
+def main() -> int:
+    mode, target = sys.argv[1], sys.argv[2:]
+    from oomdrgn.drgn_program import open_program
+    if target[0] == "--qemu":
+        prog = open_program(qemu=target[1], vmlinux=[target[2]])
+    else:
+        prog = open_program(core=target[0], vmlinux=[target[1]])
+    # drgn loads lazily: make the program answer one type and symbol lookup
+    # so that "loaded" means the same for every mode.
+    prog["init_task"].pid.value_()
+    prog.type("struct mm_struct")
+    rows = 0
+    t0 = time.perf_counter()
+    if mode == "oomdrgn":
+        from oomdrgn.drgn_backend import DrgnReader
+        from oomdrgn.oom import dump_tasks, format_dump_tasks
+        reader = DrgnReader(prog)
+        table = dump_tasks(reader)
+        text = format_dump_tasks(reader, table)
+        rows = len(table)
+    elif mode == "crash-ps":
+        from drgn.commands import run_command
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            run_command(prog, "crash ps -G")
+        rows = buf.getvalue().count("\n") - 1
+    elif mode == "loop":
+        rows = plain_loop(prog)
+    elif mode != "load":
+        raise SystemExit(f"unknown mode {mode}")
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"mode": mode, "seconds": seconds, "rows": rows,
+                      "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
