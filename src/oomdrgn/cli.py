@@ -41,14 +41,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         # what matters in its one line.
         logging.getLogger("drgn").setLevel(logging.CRITICAL)
     try:
-        from .drgn_program import open_program
-        from .drgn_commands import reader_for
-        prog = open_program(core=args.core, kcore=args.kernel, qemu=args.qemu,
-                            vmlinux=args.symbols, timeout=args.timeout)
-        reader = reader_for(prog, args.counter_rule)
-        if not args.quiet:
-            print(f"oomdrgn: {reader.info.describe()}", file=sys.stderr)
-        status = run_command(reader, args, sys.stdout)
+        if args.command == "parse":  # a plain log file: no target
+            status = run_command(None, args, sys.stdout)
+        else:
+            from .drgn_program import open_program
+            from .drgn_commands import reader_for
+            prog = open_program(core=args.core, kcore=args.kernel, qemu=args.qemu,
+                                vmlinux=args.symbols, timeout=args.timeout)
+            reader = reader_for(prog, args.counter_rule)
+            if not args.quiet:
+                print(f"oomdrgn: {reader.info.describe()}", file=sys.stderr)
+            status = run_command(reader, args, sys.stdout, prog=prog)
         sys.stdout.flush()
         return status
     except OomdrgnError as e:

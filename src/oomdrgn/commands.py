@@ -17,6 +17,7 @@ from .decision import (memcg_dump_tasks, oom_badness, oom_score, oom_scores, oom
 from .oom import (ReadError, Reader, TargetError, dump_tasks, format_dump_tasks,
                   oom_kill_victim)
 from .report import MEMCG_PREFIX, OOM_PREFIX, format_kill_line, format_row
+from .report_commands import REPORT_COMMANDS, add_report_subcommands, run_report
 
 __all__ = ["add_subcommands", "add_rule_argument", "run_command"]
 
@@ -32,7 +33,7 @@ def add_rule_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_subcommands(parser: argparse.ArgumentParser) -> None:
-    """Add the subcommands (tasks, kill, victim, score, summary) to *parser*."""
+    """Add the subcommands (tasks, kill, victim, score, summary, report, parse) to *parser*."""
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = sub.add_parser("tasks", help="the dump_tasks() table, as this kernel prints it")
     p.add_argument("--memcg", metavar="PATH",
@@ -60,6 +61,7 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--memcg", metavar="PATH", help="for a memcg OOM in this cgroup")
     p.add_argument("--current", type=int, metavar="PID",
                    help="the task that hit the OOM (default: the panicking/busy CPU's)")
+    add_report_subcommands(sub)
 
 
 def _kernel_json(reader: Reader) -> dict:
@@ -201,8 +203,13 @@ def _kill(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def run_command(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
-    """Run the parsed subcommand; returns the exit status (0, or partial output)."""
+def run_command(reader: Reader, args: argparse.Namespace, out: TextIO, prog=None) -> int:
+    """Run the parsed subcommand; returns the exit status (0, or partial output).
+
+    *reader* may be None for ``parse`` (no target); *prog* is the backend's
+    program, for ``report`` (the kernel log)."""
+    if args.command in REPORT_COMMANDS:
+        return run_report(reader, prog, args, out)
     handler = {"tasks": _tasks, "kill": _kill, "victim": _victim, "score": _score,
                "summary": _summary}[args.command]
     try:

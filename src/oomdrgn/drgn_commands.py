@@ -47,12 +47,15 @@ def _parser() -> argparse.ArgumentParser:
 
 @linux_kernel_command(
     description="the OOM killer's task table and kill line, as this kernel prints them",
-    usage="**oom** [--counter-rule RULE] {tasks [--json] | kill PID [--memcg] [--json]}",
+    usage="**oom** [--counter-rule RULE] {tasks [--memcg PATH] [--badness] [--json] | "
+          "kill PID [--memcg] [--json] | victim [--memcg PATH] [--all] [--json] | "
+          "score [PID...] | summary PID [--memcg PATH] [--current PID] | report [--json] | "
+          "parse FILE [--json]}",
     arguments=(argument("argv", nargs=argparse.REMAINDER, metavar="ARGS"),),
 )
 def _cmd_oom(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
     parsed = _parser().parse_args(args.argv)
     try:
-        run_command(reader_for(prog, parsed.counter_rule), parsed, sys.stdout)
+        run_command(reader_for(prog, parsed.counter_rule), parsed, sys.stdout, prog=prog)
     except OomdrgnError as e:
         raise CommandError(str(e)) from None

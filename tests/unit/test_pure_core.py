@@ -4,7 +4,8 @@ import subprocess
 import sys
 
 CORE = ["cformat", "report", "eras", "model", "mmcounters", "kernelinfo", "codescan",
-        "elffile", "oom", "commands", "errors"]
+        "elffile", "oom", "commands", "errors", "badness", "decision", "logparse",
+        "logreport", "report_commands"]
 
 
 def test_core_imports_without_drgn_or_gdb():
