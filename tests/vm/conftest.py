@@ -10,6 +10,7 @@ import tempfile
 import pytest
 
 from oomdrgn.harness import KERNEL_NAMES, Member, kernel_paths, kill_moment, panic_snapshot
+from oomdrgn.harness.scenarios import idle_scores, memcg_kill_moment, memcg_panic
 
 from .oracle import FORMATS
 
@@ -54,5 +55,36 @@ def panic(kernel):
 def killed(kernel):
     """Dumped at a hardware breakpoint on __oom_kill_process, then the real kill line."""
     art = _scenario(kill_moment, kernel, population=KILL_POPULATION)
+    yield art
+    shutil.rmtree(art.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def memcg_panicked(kernel):
+    """A memcg OOM in /job (nested groups, processes outside too) with
+    vm.panic_on_oom=2: the kernel printed the memcg's table, then panicked."""
+    art = _scenario(memcg_panic, kernel)
+    yield art
+    shutil.rmtree(art.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def memcg_killed(kernel):
+    """A memcg OOM dumped at __oom_kill_process, then the kernel's memcg kill line."""
+    art = _scenario(memcg_kill_moment, kernel)
+    yield art
+    shutil.rmtree(art.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def idle(kernel):
+    """An idle guest (with zram swap, paged-out memory): every /proc/PID/oom_score
+    read inside, then the guest stopped and dumped."""
+    workdir = tempfile.mkdtemp(prefix=f"oomdrgn-test-idle-{kernel.name}-", dir="/tmp")
+    try:
+        art = idle_scores(kernel.name, workdir, fmt="kdump-zlib")
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     yield art
     shutil.rmtree(art.workdir, ignore_errors=True)

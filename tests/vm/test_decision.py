@@ -41,3 +41,50 @@ def test_summary_line_is_the_kernels(kernel, killed):
     res = run_oomdrgn("-c", killed.vmcore, "-s", kernel.vmlinux, "-q", "summary",
                       _summary_pid(killed))
     assert res.stdout == killed.summary_line + "\n"
+
+
+# --- memcg ---------------------------------------------------------------
+
+def test_memcg_table_is_the_kernels(kernel, memcg_panicked):
+    art = memcg_panicked
+    assert art.memcg == "/job"
+    res = run_oomdrgn("-c", art.vmcores["kdump-zlib"], "-s", kernel.vmlinux, "-q", "tasks",
+                      "--memcg", art.memcg)
+    assert res.stdout == "".join(l + "\n" for l in art.table_lines)
+    # Processes outside the memcg exist, and are not in the memcg's table.
+    everything = run_oomdrgn("-c", art.vmcore, "-s", kernel.vmlinux, "-q", "tasks").stdout
+    assert len(everything.splitlines()) > len(art.table_lines)
+
+
+def test_memcg_victim_summary_and_kill_line(kernel, memcg_killed):
+    art = memcg_killed
+    tgid = _summary_pid(art)
+    res = run_oomdrgn("-c", art.vmcore, "-s", kernel.vmlinux, "-q", "victim", "--memcg",
+                      art.memcg, "--json")
+    assert json.loads(res.stdout)["chosen_pid"] == tgid
+    res = run_oomdrgn("-c", art.vmcore, "-s", kernel.vmlinux, "-q", "summary", tgid,
+                      "--memcg", art.memcg)
+    assert res.stdout == art.summary_line + "\n"
+    res = run_oomdrgn("-c", art.vmcore, "-s", kernel.vmlinux, "-q", "kill", "--memcg",
+                      art.victim_pid)
+    assert res.stdout == art.kill_line + "\n"
+    res = run_oomdrgn("-c", art.vmcore, "-s", kernel.vmlinux, "-q", "tasks", "--memcg",
+                      art.memcg)
+    assert res.stdout == "".join(l + "\n" for l in art.table_lines)
+
+
+# --- /proc/PID/oom_score --------------------------------------------------
+
+def test_oom_score_equals_the_guests(kernel, idle):
+    res = run_oomdrgn("-c", idle.vmcore, "-s", kernel.vmlinux, "-q", "score", "--json")
+    ours = {d["pid"]: d["oom_score"] for d in json.loads(res.stdout)}
+    reader = idle.pids["oomscores"][0]
+    compared = 0
+    for pid, score in idle.scores.items():
+        if pid == reader or pid not in ours:
+            continue  # the reader itself was mid-scan; threads are not listed
+        assert ours[pid] == score, (pid, ours[pid], score)
+        compared += 1
+    assert compared >= len(idle.pids) - 1
+    # Some memory really was swapped out, so swap entries took part.
+    assert any(st.get("VmSwap", 0) > 0 for st in idle.status.values())

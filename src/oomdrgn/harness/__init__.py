@@ -7,13 +7,18 @@ from .dumps import open_vmcore, unflatten
 from .gdbstub import GdbStub, symbol_address
 from .initramfs import build_initramfs, compile_workloads
 from .kernels import KERNEL_NAMES, HarnessError, KernelPaths, kernel_paths
-from .population import DEFAULT_POPULATION, Member, start_hog, start_population
+from .population import (DEFAULT_POPULATION, Member, in_cgroup, setup_cgroups, start_hog,
+                         start_population)
 from .qemu import Guest, strip_timestamp
-from .scenarios import Artifacts, kill_line, kill_moment, oom_table, panic_snapshot, summary_line
+from .scenarios import (IDLE_POPULATION, MEMCG_POPULATION, SWAP_POPULATION, Artifacts,
+                        idle_scores, kill_line, kill_moment, memcg_kill_moment, memcg_panic,
+                        memcg_report, oom_table, panic_snapshot, summary_line, sysrq_table)
 
 __all__ = [
-    "Artifacts", "DEFAULT_POPULATION", "GdbStub", "Guest", "HarnessError", "KERNEL_NAMES",
-    "KernelPaths", "Member", "build_initramfs", "compile_workloads", "kernel_paths",
-    "kill_line", "kill_moment", "oom_table", "open_vmcore", "panic_snapshot", "start_hog",
-    "start_population", "strip_timestamp", "summary_line", "symbol_address", "unflatten",
+    "Artifacts", "DEFAULT_POPULATION", "GdbStub", "Guest", "HarnessError", "IDLE_POPULATION",
+    "KERNEL_NAMES", "KernelPaths", "MEMCG_POPULATION", "Member", "SWAP_POPULATION",
+    "build_initramfs", "compile_workloads", "idle_scores", "in_cgroup", "kernel_paths",
+    "kill_line", "kill_moment", "memcg_kill_moment", "memcg_panic", "memcg_report", "oom_table",
+    "open_vmcore", "panic_snapshot", "setup_cgroups", "start_hog", "start_population",
+    "strip_timestamp", "summary_line", "symbol_address", "sysrq_table", "unflatten",
 ]

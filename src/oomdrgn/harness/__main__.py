@@ -6,19 +6,30 @@ from typing import List, Optional
 
 from .kernels import KERNEL_NAMES, HarnessError, kernel_paths
 from .qemu import Guest
-from .scenarios import kill_moment, panic_snapshot
+from .scenarios import (SWAP_POPULATION, idle_scores, kill_moment, memcg_kill_moment,
+                        memcg_panic, panic_snapshot, sysrq_table)
 
-SCENARIOS = {"panic": panic_snapshot, "kill": kill_moment}
+SCENARIOS = {"panic": panic_snapshot, "kill": kill_moment, "memcg-panic": memcg_panic,
+             "memcg-kill": memcg_kill_moment, "idle-scores": idle_scores, "sysrq": sysrq_table}
 
 
 def _scenario(args: argparse.Namespace) -> None:
-    art = SCENARIOS[args.command](args.kernel, args.out, fmt=args.format)
+    kwargs = {}
+    if args.swap_mb is not None:
+        kwargs["swap_mb"] = args.swap_mb
+        if args.command == "panic" and args.swap_mb > 0:
+            kwargs["population"] = SWAP_POPULATION
+    art = SCENARIOS[args.command](args.kernel, args.out, fmt=args.format, **kwargs)
     vmlinux = kernel_paths(args.kernel).vmlinux
     arch = " --architecture x86_64" if args.format != "elf" else ""
-    print("\n".join(art.table_lines))
-    for label, value in (("summary", art.summary_line), ("kill", art.kill_line)):
+    print("\n".join(art.memcg_lines + art.table_lines))
+    for label, value in (("memcg", art.memcg), ("summary", art.summary_line),
+                         ("kill", art.kill_line)):
         if value:
             print(f"{label}: {value}")
+    for pid, score in sorted(art.scores.items()):
+        fields = " ".join(f"{k}={v}" for k, v in art.status.get(pid, {}).items())
+        print(f"{pid:>7} oom_score={score} {fields}")
     print(f"\nworkdir:   {art.workdir} ({art.seconds}s)\nvmcore:    {art.vmcore}\n"
           f"console:   {art.workdir / 'console.log'}\n"
           f"artifacts: {art.workdir / 'artifacts.json'}\n"
@@ -26,7 +37,8 @@ def _scenario(args: argparse.Namespace) -> None:
 
 
 def _shell(args: argparse.Namespace) -> None:
-    with Guest(args.kernel, workdir=args.out, keep=True, gdb=args.gdb) as guest:
+    with Guest(args.kernel, workdir=args.out, keep=True, gdb=args.gdb,
+               swap_mb=args.swap_mb or 0) as guest:
         print(f"{guest.banner}\nworkdir: {guest.workdir} (console.log: kernel console)\n"
               f"drgn --qemu {guest.qmp_path_for_drgn} -s {guest.kernel.vmlinux}")
         if guest.gdb_port:
@@ -39,11 +51,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m oomdrgn.harness", description=__doc__)
     parser.add_argument("command", choices=[*SCENARIOS, "shell"],
                         help="panic: panic_on_oom snapshot; kill: dump at __oom_kill_process; "
+                             "memcg-panic / memcg-kill: the same for a memcg OOM; "
+                             "idle-scores: every /proc/PID/oom_score, then a dump; "
+                             "sysrq: sysrq-f, dump after the kill line; "
                              "shell: boot and hand over the ttyS1 shell")
     parser.add_argument("kernel", choices=KERNEL_NAMES)
     parser.add_argument("--out", help="directory to keep everything in (default /tmp/oomdrgn-*)")
     parser.add_argument("--format", default="elf", choices=["elf", "kdump-zlib"])
     parser.add_argument("--gdb", action="store_true", help="shell: open a gdbstub too")
+    parser.add_argument("--swap-mb", type=int, default=None,
+                        help="zram swap of this size in the guest (panic: adds a member "
+                             "with swapped-out memory)")
     args = parser.parse_args(argv)
     try:
         _shell(args) if args.command == "shell" else _scenario(args)

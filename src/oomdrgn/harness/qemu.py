@@ -134,11 +134,20 @@ class Guest:
                                   codec_errors="replace", echo=False)
         self._tty.logfile_read = open(self.tty_log_path, "w")
         deadline = time.monotonic() + 30
-        while not self.qmp_path.exists():
+        # The socket file appears at bind(), a moment before QEMU listens on
+        # it (seen under load): retry "connection refused" until the deadline.
+        while True:
+            if self.qmp_path.exists():
+                try:
+                    self._qmp = Qmp(str(self.qmp_path))
+                    return
+                except Exception as e:
+                    err = e
+            else:
+                err = None
             if not self._tty.isalive() or time.monotonic() > deadline:
-                raise self._error("QEMU did not open its QMP socket")
+                raise self._error(f"QEMU did not open its QMP socket ({err!r})")
             time.sleep(0.05)
-        self._qmp = Qmp(str(self.qmp_path))
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         """Wait for ``/init``'s ready marker on ttyS1 (sets :attr:`banner`)."""
