@@ -5,4 +5,4 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 ./scripts/setup.sh
-exec .venv/bin/python -m pytest -p no:cacheprovider -rfEs --durations=15 tests "$@"
+exec .venv/bin/python -m pytest -p no:cacheprovider -rfEs --durations=25 tests examples "$@"
