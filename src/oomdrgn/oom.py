@@ -10,7 +10,7 @@ from typing import Iterator, List, Optional, Protocol, Union
 from .kernelinfo import KernelInfo
 from .mmcounters import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
                          get_mm_counter, get_mm_rss)
-from .model import MmRecord, ReadFailure, Row, TaskRecord, Victim
+from .model import MemcgRecord, MmRecord, ReadFailure, Row, TaskRecord, Victim, VmTotals
 from .report import (MEMCG_PREFIX, OOM_PREFIX, K, format_kill_line, format_row)
 
 __all__ = ["Reader", "ReadError", "TargetError", "dump_tasks", "format_dump_tasks",
@@ -49,6 +49,29 @@ class Reader(Protocol):
 
     def task_pid(self, task: int) -> int:
         """``task->pid`` alone, or -1 if even that is unreadable."""
+
+    # For the decision (oomdrgn.decision):
+
+    def vm_totals(self) -> "VmTotals":
+        """``totalram_pages()``, ``total_swap_pages``, ``vm_swappiness``."""
+
+    def memcg(self, path: str) -> "MemcgRecord":
+        """The memcg of cgroup v2 *path* (raises :class:`TargetError` if none)."""
+
+    def memcg_scan_tasks(self, path: str) -> Iterator[int]:
+        """``mem_cgroup_scan_tasks()`` order: the memcg subtree pre-order, leaders."""
+
+    def current_task(self) -> Optional[int]:
+        """The task that hit the OOM: the panicking CPU's, else the only busy one."""
+
+    def cgroup_path(self, task: int, subsys: str) -> Optional[str]:
+        """``task_cgroup(task, <subsys>_cgrp_id)``'s path (None: no such controller)."""
+
+    def cgroup_name(self, task: int, subsys: str) -> Optional[str]:
+        """Likewise, the cgroup's name (``pr_cont_cgroup_name``)."""
+
+    def mems_allowed(self, task: int) -> List[int]:
+        """Node ids set in ``task->mems_allowed``."""
 
 
 def oom_unkillable_task(t: TaskRecord) -> bool:
