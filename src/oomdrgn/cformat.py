@@ -7,8 +7,9 @@ applies those conversions first, so a format copied from ``mm/oom_kill.c``
 prints what the kernel prints.
 """
 
+import functools
 import re
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 __all__ = ["cformat", "ctype_cast"]
 
@@ -18,7 +19,7 @@ _CONV = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\d+)?(?:\.(?P<prec>\d+))?"
 _BITS = {"hh": 8, "h": 16, None: 32, "l": 64, "ll": 64, "z": 64}
 
 
-def ctype_cast(value: int, length: str | None, signed: bool) -> int:
+def ctype_cast(value: int, length: Optional[str], signed: bool) -> int:
     """Convert *value* as C converts a vararg read with ``length`` (``h``, ``l``...)."""
     bits = _BITS[length]
     value &= (1 << bits) - 1
@@ -27,29 +28,40 @@ def ctype_cast(value: int, length: str | None, signed: bool) -> int:
     return value
 
 
-def cformat(fmt: str, args: Sequence[Any]) -> str:
-    """Format *args* with the C format string *fmt* exactly as ``vsnprintf`` would."""
-    out = []
-    pos = 0
-    it = iter(args)
+@functools.lru_cache(maxsize=64)
+def _compile(fmt: str) -> Tuple[str, Tuple[Optional[Tuple[int, bool]], ...]]:
+    """The Python %-format equivalent of *fmt* and, per argument, the C integer
+    conversion to apply first ((bits, signed), or None for %s/%c)."""
+    out, casts, pos = [], [], 0
     for m in _CONV.finditer(fmt):
-        out.append(fmt[pos:m.start()])
+        out.append(fmt[pos:m.start()].replace("%", "%%"))
         pos = m.end()
         conv = m.group("conv")
         if conv == "%":
-            out.append("%")
+            out.append("%%")
             continue
         spec = "%" + m.group("flags") + (m.group("width") or "")
         if m.group("prec") is not None:
             spec += "." + m.group("prec")
-        value = next(it)
-        if conv == "s":
-            out.append((spec + "s") % (value,))
-        elif conv == "c":
-            out.append((spec + "c") % (value,))
+        if conv in "sc":
+            out.append(spec + conv)
+            casts.append(None)
         else:
-            signed = conv in "di"
-            value = ctype_cast(int(value), m.group("len"), signed)
-            out.append((spec + ("d" if conv in "diu" else conv)) % (value,))
-    out.append(fmt[pos:])
-    return "".join(out)
+            out.append(spec + ("d" if conv in "diu" else conv))
+            casts.append((_BITS[m.group("len")], conv in "di"))
+    out.append(fmt[pos:].replace("%", "%%"))
+    return "".join(out), tuple(casts)
+
+
+def cformat(fmt: str, args: Sequence[Any]) -> str:
+    """Format *args* with the C format string *fmt* exactly as ``vsnprintf`` would."""
+    pyfmt, casts = _compile(fmt)
+    values = []
+    for cast, value in zip(casts, args):
+        if cast is not None:
+            bits, signed = cast
+            value = int(value) & ((1 << bits) - 1)
+            if signed and value >> (bits - 1):
+                value -= 1 << bits
+        values.append(value)
+    return pyfmt % tuple(values)

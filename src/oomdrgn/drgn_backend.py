@@ -109,10 +109,12 @@ class DrgnReader:
     def _walk(self, head: Object, member: str, what: str) -> Iterator[int]:
         """Entries of a list_head as addresses of the containing struct."""
         offset = self.prog.type("struct task_struct").member(member).offset
-        head_addr = head.address_
+        return self._walk_raw(head.address_, offset, what)
+
+    def _walk_raw(self, head_addr: int, offset: int, what: str) -> Iterator[int]:
         seen = set()
         try:
-            node = head.next.value_()
+            node = self.prog.read_word(head_addr)
         except FaultError as e:
             raise ReadError(f"{what} list unreadable: {e}") from None
         while node != head_addr:
@@ -132,12 +134,12 @@ class DrgnReader:
         return self._walk(self.prog["init_task"].tasks, "tasks", "init_task.tasks")
 
     def threads(self, task: int) -> Iterator[int]:
+        fast = self._fast
         try:
-            signal = Object(self.prog, self._task_ptr, task).signal
-            head = signal.thread_head
+            head = self.prog.read_word(task + fast.signal_off) + fast.thread_head_off
         except FaultError as e:
             raise ReadError(f"task {task:#x}: signal unreadable: {e}") from None
-        return self._walk(head, "thread_node", "thread")
+        return self._walk_raw(head, fast.thread_node_off, "thread")
 
     def find_task(self, pid: int) -> Optional[int]:
         try:
@@ -368,12 +370,16 @@ class _FastLayout:
         self.signal_r = StructReader(prog, "struct signal_struct", [
             "oom_score_adj", "oom_mm", "oom_flag_origin"])
         self.cred_uid = offsetof(prog.type("struct cred"), "uid")
+        self.signal_off = self.task_r.offset("signal")
+        self.thread_node_off = offsetof(prog.type("struct task_struct"), "thread_node")
+        self.thread_head_off = offsetof(prog.type("struct signal_struct"), "thread_head")
         self.parent_mm = self.task_r.offset("mm")
+        present = [i for i in mm_index if i is not None]
         rss = [f"rss_stat[{i}].count" if info.counter_layout == "percpu"
-               else f"rss_stat.count[{i}]" for i in range(4)]
+               else f"rss_stat.count[{i}]" for i in present]
         fields = ["total_vm", "flags"] + rss
         if info.counter_layout == "percpu":
-            fields += [f"rss_stat[{i}].counters" for i in range(4)]
+            fields += [f"rss_stat[{i}].counters" for i in present]
         fields += (["pgtables_bytes"] if info.pgtables == "bytes" else ["nr_ptes", "nr_pmds"])
         self.mm_r = StructReader(prog, "struct mm_struct", fields)
         self.mm_index = mm_index

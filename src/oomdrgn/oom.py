@@ -79,10 +79,14 @@ def oom_unkillable_task(t: TaskRecord) -> bool:
     return t.tgid == 1 or bool(t.flags & PF_KTHREAD)
 
 
-def find_lock_task_mm(reader: Reader, p: int) -> Optional[TaskRecord]:
-    """The first thread of *p*'s group that still has an mm."""
+def find_lock_task_mm(reader: Reader, p: int,
+                      known: Optional[TaskRecord] = None) -> Optional[TaskRecord]:
+    """The first thread of *p*'s group that still has an mm.
+
+    :param known: a record already read for one of the threads (not re-read)
+    """
     for t in reader.threads(p):
-        rec = reader.task(t)
+        rec = known if known is not None and known.address == t else reader.task(t)
         if rec.mm:
             return rec
     return None
@@ -126,7 +130,7 @@ def dump_tasks(reader: Reader) -> List[Union[Row, ReadFailure]]:
             leader = reader.task(p)
             if oom_unkillable_task(leader):
                 continue
-            t = find_lock_task_mm(reader, p)
+            t = find_lock_task_mm(reader, p, leader)
             if t is None:
                 continue
             rows.append(_row(reader.info, t, reader.mm(t.mm, percpu)))
