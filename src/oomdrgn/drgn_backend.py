@@ -118,6 +118,8 @@ class DrgnReader:
         except FaultError as e:
             raise ReadError(f"{what} list unreadable: {e}") from None
         while node != head_addr:
+            if node < 4096:  # NULL (or nearly): a zeroed or freed link
+                raise ReadError(f"{what} list broken: link {node:#x}")
             if node in seen or len(seen) > _MAX_LIST:
                 raise ReadError(f"{what} list loops at {node:#x}")
             seen.add(node)
@@ -127,7 +129,7 @@ class DrgnReader:
                 nxt = self.prog.read_word(node)
             except FaultError as e:
                 raise ReadError(f"{what} list unreadable: {e}") from None
-            yield node - offset
+            yield (node - offset) & _MASK64
             node = nxt
 
     def processes(self) -> Iterator[int]:
@@ -289,7 +291,7 @@ class DrgnReader:
     def task(self, task: int) -> TaskRecord:
         try:
             return self._fast.task(task)
-        except FaultError as e:
+        except (FaultError, OverflowError, ValueError) as e:  # garbage pointers too
             raise ReadError(f"task {task:#x} unreadable: {e}") from None
 
     def task_slow(self, task: int) -> TaskRecord:
@@ -340,7 +342,7 @@ class DrgnReader:
     def mm(self, mm: int, percpu: bool) -> MmRecord:
         try:
             return self._fast.mm(mm, percpu, self._percpu() if percpu else ())
-        except FaultError as e:
+        except (FaultError, OverflowError, ValueError) as e:
             raise ReadError(f"mm {mm:#x} unreadable: {e}") from None
 
     def mm_slow(self, mm: int, percpu: bool) -> MmRecord:

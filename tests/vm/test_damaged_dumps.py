@@ -123,3 +123,24 @@ def test_no_vmlinux_found(kernel, panic):
     assert res.returncode == errors.EXIT_DEBUGINFO
     assert f"install linux-image-{kernel.release}-dbg" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_zero_filled_task(kernel, panic, corpus):
+    """A page of zeros where a task_struct was (as a dump tool fills what it could
+    not save): the list walk stops at it with a marked row, nothing is invented."""
+    pid = _victim(panic, "pop-shmem")
+    task = corpus.task(pid)
+    size = task.type_.type.size
+    dump = corpus.patched("zero-task", [(task.value_(), bytes(size))])
+    try:
+        res = run_oomdrgn("-c", dump, "-s", kernel.vmlinux, "-q", "tasks", check_status=None)
+        assert res.returncode == errors.EXIT_PARTIAL, res.stderr
+        assert "Traceback" not in res.stderr
+        lines = res.stdout.splitlines()
+        assert "<unreadable:" in lines[-1]
+        good = [l for l in lines if "<unreadable:" not in l]
+        # Every printed row is the kernel's, in the kernel's order, up to the hole.
+        assert good == panic.table_lines[:len(good)]
+        assert not any(l.endswith(" pop-shmem") for l in good)
+    finally:
+        dump.unlink()

@@ -6,7 +6,8 @@ import tempfile
 
 import pytest
 
-from oomdrgn.harness import Guest, start_population
+from oomdrgn.harness import start_population
+from oomdrgn.testing import OomGuest
 from oomdrgn.harness.scenarios import kill_line, oom_table
 
 from .conftest import KILL_POPULATION
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.vm
 def test_qemu_guest_equals_its_dump_and_sysrq_table(kernel):
     workdir = tempfile.mkdtemp(prefix=f"oomdrgn-test-qemu-{kernel.name}-", dir="/tmp")
     try:
-        with Guest(kernel.name, workdir=workdir) as guest:
+        with OomGuest(kernel.name, workdir=workdir) as og:
+            guest = og.guest
             start_population(guest, KILL_POPULATION, cpu=0)
             guest.stop()
             live = run_oomdrgn("--qemu", guest.qmp_path_for_drgn, "-s", kernel.vmlinux, "-q",
@@ -53,8 +55,11 @@ def test_running_guest_with_fork_exit_storm(kernel):
     time, with the table (exit 0) or with the rows it could not read marked (exit 7)."""
     workdir = tempfile.mkdtemp(prefix=f"oomdrgn-test-storm-{kernel.name}-", dir="/tmp")
     try:
-        with Guest(kernel.name, workdir=workdir) as guest:
-            start_population(guest, KILL_POPULATION)
+        with OomGuest(kernel.name, workdir=workdir) as og:
+            guest = og.guest
+            for m in KILL_POPULATION:
+                og.spawn(m.name, anon_mb=m.anon_mb, shmem_mb=m.shmem_mb, adj=m.adj, uid=m.uid,
+                         threads=m.threads, leader_exit=m.leader_exit, fork=m.fork)
             guest.start("while :; do (oompop --name storm --anon 1 --threads 2 & "
                         "p=$!; sleep 0.01; kill $p) 2>/dev/null; done")
             statuses = set()
