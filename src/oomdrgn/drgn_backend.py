@@ -2,14 +2,15 @@
 
 from typing import Dict, Iterator, Optional
 
-from drgn import FaultError, Object, ObjectAbsentError, Program, TypeKind, offsetof
+from drgn import (FaultError, Object, ObjectAbsentError, Program, ProgramFlags, TypeKind,
+                  offsetof)
 from drgn.helpers.linux.cgroup import cgroup_get_from_path, cgroup_name, cgroup_path
 from drgn.helpers.linux.cpumask import for_each_online_cpu, for_each_possible_cpu
 from drgn.helpers.linux.mm import totalram_pages
 from drgn.helpers.linux.pid import find_task
 from drgn.helpers.linux.sched import cpu_curr
 
-from .drgn_layout import StructReader
+from .drgn_layout import BlockCache, StructReader
 from .elffile import read_section
 from .kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
 from .model import MemcgRecord, MmRecord, RawCounter, TaskRecord, VmTotals
@@ -114,7 +115,7 @@ class DrgnReader:
     def _walk_raw(self, head_addr: int, offset: int, what: str) -> Iterator[int]:
         seen = set()
         try:
-            node = self.prog.read_word(head_addr)
+            node = self._fast.memory.read_word(head_addr)
         except FaultError as e:
             raise ReadError(f"{what} list unreadable: {e}") from None
         while node != head_addr:
@@ -126,7 +127,7 @@ class DrgnReader:
             try:
                 # Read the link before handing out the entry, so a bad link
                 # is reported as the list's fault, not the entry's.
-                nxt = self.prog.read_word(node)
+                nxt = self._fast.memory.read_word(node)
             except FaultError as e:
                 raise ReadError(f"{what} list unreadable: {e}") from None
             yield (node - offset) & _MASK64
@@ -138,7 +139,7 @@ class DrgnReader:
     def threads(self, task: int) -> Iterator[int]:
         fast = self._fast
         try:
-            head = self.prog.read_word(task + fast.signal_off) + fast.thread_head_off
+            head = fast.memory.read_word(task + fast.signal_off) + fast.thread_head_off
         except FaultError as e:
             raise ReadError(f"task {task:#x}: signal unreadable: {e}") from None
         return self._walk_raw(head, fast.thread_node_off, "thread")
@@ -366,11 +367,14 @@ class _FastLayout:
 
     def __init__(self, prog: Program, mm_index: list, info: KernelInfo) -> None:
         self.prog = prog
+        # A vmcore never changes: serve reads from cached blocks. Live targets
+        # (/proc/kcore, QMP) read directly, every time.
+        self.memory = mem = BlockCache(prog, enabled=not prog.flags & ProgramFlags.IS_LIVE)
         self.task_r = StructReader(prog, "struct task_struct", [
             "pid", "tgid", "comm", "flags", "real_cred", "signal", "mm", "vfork_done",
-            "real_parent"])
+            "real_parent"], mem)
         self.signal_r = StructReader(prog, "struct signal_struct", [
-            "oom_score_adj", "oom_mm", "oom_flag_origin"])
+            "oom_score_adj", "oom_mm", "oom_flag_origin"], mem)
         self.cred_uid = offsetof(prog.type("struct cred"), "uid")
         self.signal_off = self.task_r.offset("signal")
         self.thread_node_off = offsetof(prog.type("struct task_struct"), "thread_node")
@@ -379,20 +383,20 @@ class _FastLayout:
         present = [i for i in mm_index if i is not None]
         rss = [f"rss_stat[{i}].count" if info.counter_layout == "percpu"
                else f"rss_stat.count[{i}]" for i in present]
-        fields = ["total_vm", "flags"] + rss
+        # Since v6.18 mm->flags is an mm_flags_t: struct { unsigned long
+        # __mm_flags[1]; } (mm_flags_test()); its first word holds MMF_OOM_SKIP.
+        flags_t = prog.type("struct mm_struct").member("flags").type.unaliased()
+        self.flags_field = "flags"
+        if flags_t.kind in (TypeKind.STRUCT, TypeKind.UNION):
+            self.flags_field = f"flags.{flags_t.members[0].name}[0]"
+        fields = ["total_vm", self.flags_field] + rss
         if info.counter_layout == "percpu":
             fields += [f"rss_stat[{i}].counters" for i in present]
         fields += (["pgtables_bytes"] if info.pgtables == "bytes" else ["nr_ptes", "nr_pmds"])
-        self.mm_r = StructReader(prog, "struct mm_struct", fields)
+        self.mm_r = StructReader(prog, "struct mm_struct", fields, mem)
         self.mm_index = mm_index
         self.percpu_layout = info.counter_layout == "percpu"
         self.pgtables_bytes = info.pgtables == "bytes"
-        # mm->flags is an mm_flags_t struct since v6.18; its first word is read.
-        self.flags_field = "flags" if self.mm_r.has("flags") else None
-        if self.flags_field is None:
-            self.mm_r = StructReader(prog, "struct mm_struct", fields[:1] + ["flags.__mm_flags[0]"]
-                                     + fields[2:])
-            self.flags_field = "flags.__mm_flags[0]"
 
     def task(self, task: int) -> TaskRecord:
         prog = self.prog
@@ -402,9 +406,10 @@ class _FastLayout:
         return TaskRecord(
             address=task, pid=t["pid"], tgid=t["tgid"],
             comm=t["comm"].split(b"\0", 1)[0].decode("utf-8", "surrogateescape"),
-            flags=t["flags"], uid=prog.read_u32(t["real_cred"] + self.cred_uid),
+            flags=t["flags"], uid=self.memory.read_u32(t["real_cred"] + self.cred_uid),
             oom_score_adj=s["oom_score_adj"], mm=t["mm"], vfork_done=vfork_done,
-            parent_mm=prog.read_word(t["real_parent"] + self.parent_mm) if vfork_done else 0,
+            parent_mm=(self.memory.read_word(t["real_parent"] + self.parent_mm)
+                       if vfork_done else 0),
             oom_mm=s.get("oom_mm", 0), oom_flag_origin=bool(s.get("oom_flag_origin", 0)))
 
     def mm(self, mm: int, percpu: bool, offsets) -> MmRecord:

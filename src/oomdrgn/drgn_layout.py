@@ -3,11 +3,12 @@ info once per program, then raw bytes decoded per object (the hot path)."""
 
 import re
 import struct
-from typing import Dict, List, Sequence, Tuple
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from drgn import Program, Type, TypeKind, offsetof, sizeof
+from drgn import FaultError, Program, Type, TypeKind, offsetof, sizeof
 
-__all__ = ["StructReader"]
+__all__ = ["StructReader", "BlockCache"]
 
 # Fields closer than this share one read (one read of a few KiB costs about
 # what a read of 8 bytes costs; each read is a call into drgn).
@@ -49,8 +50,10 @@ class StructReader:
     Fields missing from this kernel's type are left out (``has()`` tells).
     """
 
-    def __init__(self, prog: Program, type_name: str, fields: Sequence[str]) -> None:
+    def __init__(self, prog: Program, type_name: str, fields: Sequence[str],
+                 memory: Optional["BlockCache"] = None) -> None:
         self.prog = prog
+        self.memory = memory or BlockCache(prog, enabled=False)
         ty = prog.type(type_name)
         endian = "<" if prog.platform.flags & prog.platform.flags.IS_LITTLE_ENDIAN else ">"
         found: Dict[str, Tuple[int, int, bool, bool]] = {}
@@ -96,5 +99,52 @@ class StructReader:
         """All fields of the object at *address* (raises drgn.FaultError)."""
         out = {}
         for start, size, unpacker, names in self._reads:
-            out.update(zip(names, unpacker.unpack(self.prog.read(address + start, size))))
+            out.update(zip(names, unpacker.unpack(self.memory.read(address + start, size))))
         return out
+
+
+class BlockCache:
+    """Reads of a target whose memory cannot change (a vmcore), served from
+    aligned blocks read once: task, signal, cred and mm structs sit densely in
+    slab pages, so one block read answers many objects. Bounded (LRU); a block
+    that cannot be read whole falls back to a direct read of just the bytes
+    asked for (which raises drgn's FaultError where memory is missing).
+    Disabled (direct reads) for live targets."""
+
+    def __init__(self, prog: Program, enabled: bool, block_shift: int = 16,
+                 max_blocks: int = 256) -> None:
+        self.prog = prog
+        self.enabled = enabled
+        self.shift = block_shift
+        self.size = 1 << block_shift
+        self.max_blocks = max_blocks
+        self.blocks: "OrderedDict[int, Optional[bytes]]" = OrderedDict()
+        self.order = "little" if prog.platform.flags & prog.platform.flags.IS_LITTLE_ENDIAN \
+            else "big"
+
+    def read(self, address: int, size: int) -> bytes:
+        if not self.enabled:
+            return self.prog.read(address, size)
+        index = address >> self.shift
+        start = address & (self.size - 1)
+        if start + size > self.size:
+            return self.prog.read(address, size)
+        blocks = self.blocks
+        block = blocks.get(index, False)
+        if block is False:
+            try:
+                block = self.prog.read(index << self.shift, self.size)
+            except FaultError:
+                block = None  # partly unmapped: direct reads for this block
+            blocks[index] = block
+            if len(blocks) > self.max_blocks:
+                blocks.popitem(last=False)
+        if block is None:
+            return self.prog.read(address, size)
+        return block[start:start + size]
+
+    def read_word(self, address: int) -> int:
+        return int.from_bytes(self.read(address, 8), self.order)
+
+    def read_u32(self, address: int) -> int:
+        return int.from_bytes(self.read(address, 4), self.order)
