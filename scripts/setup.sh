@@ -7,6 +7,7 @@ cd "$top"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 pkgs=(qemu-system-x86 qemu-utils busybox-static gcc libc6-dev gdb binutils xz-utils zstd
+      debootstrap e2fsprogs
       python3 python3-venv python3-pip ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -37,10 +37,13 @@ from typing import Dict, Iterator, List, Optional
 from .initramfs import BUSYBOX, Entry, _applets, compile_workloads, write_cpio
 from .kernels import HarnessError, KernelPaths, cache_dir, kernel_paths, vm_images_dir
 
-__all__ = ["ROOTFS_SUITE", "debug_image", "live_initramfs", "oomdrgn_package_dir",
-           "rootfs_cache_dir", "rootfs_image", "cache_usage"]
+__all__ = ["DEBUG_LABEL", "ROOT_LABEL", "ROOTFS_SUITE", "cache_usage", "debug_image",
+           "live_initramfs", "oomdrgn_package_dir", "rootfs_cache_dir", "rootfs_image"]
 
 ROOTFS_SUITE = "bookworm"
+ROOT_LABEL = "oomdrgn-root"  # set by build-rootfs.sh
+DEBUG_LABEL = "oomdrgn-debug"
+_DEBUG_IMAGE_FORMAT = b"2"  # in the debug images' key: bump when their layout changes
 _SLACK_MB = 48  # ext4 metadata and journal around the one big file
 
 
@@ -121,7 +124,8 @@ def rootfs_image(suite: str = ROOTFS_SUITE, drgn_version: Optional[str] = None) 
 def debug_image(kernel: KernelPaths) -> Path:
     """The cached ext4 image holding ``boot/vmlinux-<release>`` of ``kernel``."""
     st = kernel.vmlinux.stat()
-    key = _sha(kernel.release.encode(), b"%d:%d" % (st.st_size, st.st_mtime_ns))
+    key = _sha(_DEBUG_IMAGE_FORMAT, kernel.release.encode(),
+               b"%d:%d" % (st.st_size, st.st_mtime_ns))
     ddir = rootfs_cache_dir() / "debug"
     path = ddir / f"{kernel.name}-{key}.ext4"
     if path.exists():
@@ -147,7 +151,7 @@ def debug_image(kernel: KernelPaths) -> Path:
             size_mb = (st.st_size >> 20) * 21 // 20 + _SLACK_MB
             with open(tmp, "wb") as f:
                 f.truncate(size_mb << 20)
-            proc = subprocess.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", f"dbg-{kernel.name}"[:16],
+            proc = subprocess.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", DEBUG_LABEL,
                                    "-d", str(stage), str(tmp)], capture_output=True, text=True)
             if proc.returncode:
                 raise HarnessError(f"mkfs.ext4 -d {stage} failed:\n{proc.stderr}")
