@@ -10,7 +10,7 @@ from typing import Iterator, List, Optional, Tuple, Union
 from .badness import (LONG_MAX, LONG_MIN, MMF_OOM_SKIP, badness_points, global_totalpages,
                       memcg_totalpages, proc_oom_score)
 from .model import Candidate, ReadFailure, Row, Selection
-from .oom import (ReadError, Reader, TargetError, _needs_percpu, _row, find_lock_task_mm,
+from .oom import (ReadError, Reader, TargetError, _needs_percpu, dump_tasks, find_lock_task_mm,
                   oom_unkillable_task)
 from .report import format_summary
 
@@ -144,20 +144,8 @@ def oom_scores(reader: Reader) -> List[Tuple[int, str, Optional[int]]]:
 
 
 def memcg_dump_tasks(reader: Reader, memcg: str) -> List[Union[Row, ReadFailure]]:
-    """``dump_tasks()`` of a memcg OOM: ``mem_cgroup_scan_tasks()`` order, no cpuset check."""
-    rows: List[Union[Row, ReadFailure]] = []
-    percpu = _needs_percpu(reader, "table")
-    for p in reader.memcg_scan_tasks(memcg):
-        try:
-            if oom_unkillable_task(reader.task(p)):
-                continue
-            t = find_lock_task_mm(reader, p)
-            if t is None:
-                continue
-            rows.append(_row(reader.info, t, reader.mm(t.mm, percpu)))
-        except ReadError as e:
-            rows.append(ReadFailure(pid=reader.task_pid(p), reason=str(e), address=p))
-    return rows
+    """``dump_tasks()`` of a memcg OOM: ``mem_cgroup_scan_tasks()`` order."""
+    return dump_tasks(reader, reader.memcg_scan_tasks(memcg))
 
 
 def oom_summary_line(reader: Reader, pid: int, memcg: Optional[str] = None,

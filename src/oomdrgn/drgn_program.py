@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import drgn
 from drgn import Architecture, Platform, PlatformFlags, Program
 
-from .elffile import elf_machine
+from .elffile import elf_machine, load_segments
 from .errors import (EXIT_DEBUGINFO, EXIT_PERMISSION, EXIT_TARGET, OomdrgnError)
 
 __all__ = ["open_program", "core_format"]
@@ -42,18 +42,7 @@ def core_format(path: str) -> str:
 
 def elf_core_extent(path: str) -> int:
     """Bytes an ELF core's program headers say it holds (end of the last segment)."""
-    import struct
-    with open(path, "rb") as f:
-        head = f.read(64)
-        phoff, = struct.unpack_from("<Q", head, 32)
-        phentsize, phnum = struct.unpack_from("<HH", head, 54)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    end = 0
-    for i in range(len(table) // max(phentsize, 1)):
-        _, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", table, i * phentsize)
-        end = max(end, p_offset + p_filesz)
-    return end
+    return max((offset + size for _, offset, size in load_segments(path)), default=0)
 
 
 def _warn_if_truncated(path: str) -> None:

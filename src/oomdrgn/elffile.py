@@ -7,7 +7,7 @@ the printk formats can be found without reading megabytes of target memory.
 import struct
 from typing import BinaryIO, Optional
 
-__all__ = ["read_section", "elf_machine"]
+__all__ = ["read_section", "elf_machine", "load_segments"]
 
 _EM = {62: "x86_64", 183: "aarch64"}
 
@@ -53,3 +53,20 @@ def read_section(path: str, name: str) -> Optional[bytes]:
                 f.seek(sh[4])
                 return f.read(sh[5])
     return None
+
+
+def load_segments(path: str):
+    """``(p_paddr, p_offset, p_filesz)`` of each PT_LOAD of a 64-bit little-endian ELF core."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    out = []
+    for i in range(len(table) // max(phentsize, 1)):
+        p_type, _, p_offset, _, p_paddr, p_filesz = struct.unpack_from("<IIQQQQ", table,
+                                                                       i * phentsize)
+        if p_type == 1:  # PT_LOAD
+            out.append((p_paddr, p_offset, p_filesz))
+    return out

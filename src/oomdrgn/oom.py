@@ -110,14 +110,19 @@ def _row(info: KernelInfo, t: TaskRecord, mm: MmRecord) -> Row:
         nr_ptes=mm.nr_ptes or 0, nr_pmds=mm.nr_pmds or 0)
 
 
-def dump_tasks(reader: Reader) -> List[Union[Row, ReadFailure]]:
-    """The rows of a global OOM's ``dump_tasks()``, in the kernel's order.
+def dump_tasks(reader: Reader,
+               scan: Optional[Iterator[int]] = None) -> List[Union[Row, ReadFailure]]:
+    """The rows of ``dump_tasks()``, in the kernel's order.
+
+    :param scan: the processes to visit: ``for_each_process`` (default, a global
+        OOM) or ``mem_cgroup_scan_tasks()`` order (a memcg OOM). oomdrgn does not
+        apply ``oom_cpuset_eligible()`` (it cannot know the allocation's nodemask).
 
     A process that cannot be read yields a :class:`ReadFailure` in its place.
     """
     rows: List[Union[Row, ReadFailure]] = []
     percpu = _needs_percpu(reader, "table")
-    processes = reader.processes()
+    processes = reader.processes() if scan is None else iter(scan)
     while True:
         try:
             p = next(processes)

@@ -6,7 +6,6 @@ offsets from the ELF program headers.
 """
 
 import shutil
-import struct
 from pathlib import Path
 from typing import List, Tuple
 
@@ -15,25 +14,9 @@ from drgn.helpers.linux.mm import follow_phys
 from drgn.helpers.linux.pid import find_task
 
 from oomdrgn.drgn_program import open_program
+from oomdrgn.elffile import load_segments
 
 GARBAGE = 0xFFFFDEAD00000000  # canonical kernel address, never mapped
-
-
-def _load_segments(path: Path) -> List[Tuple[int, int, int]]:
-    """(p_paddr, p_offset, p_filesz) of each PT_LOAD of a 64-bit ELF core."""
-    with open(path, "rb") as f:
-        head = f.read(64)
-        phoff, = struct.unpack_from("<Q", head, 32)
-        phentsize, phnum = struct.unpack_from("<HH", head, 54)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    out = []
-    for i in range(phnum):
-        p_type, _, p_offset, _, p_paddr, p_filesz = struct.unpack_from("<IIQQQQ", table,
-                                                                       i * phentsize)
-        if p_type == 1:
-            out.append((p_paddr, p_offset, p_filesz))
-    return out
 
 
 class Corpus:
@@ -43,7 +26,7 @@ class Corpus:
         self.vmcore = Path(vmcore)
         self.workdir = Path(workdir)
         self.prog = open_program(core=str(vmcore), vmlinux=[str(vmlinux)])
-        self.segments = _load_segments(self.vmcore)
+        self.segments = load_segments(str(self.vmcore))
 
     def file_offset(self, vaddr: int) -> int:
         phys = follow_phys(self.prog["init_mm"].address_of_(), vaddr).value_()
