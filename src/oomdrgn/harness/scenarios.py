@@ -219,7 +219,7 @@ def _cgroups(population: Sequence[Member], hog: Optional[str] = None) -> Dict[st
 def panic_snapshot(kernel: str, workdir: Union[str, Path, None] = None,
                    population: Sequence[Member] = DEFAULT_POPULATION,
                    fmt: Union[str, Sequence[str]] = "elf",
-                   timeout: float = 600.0, swap_mb: int = 0) -> Artifacts:
+                   timeout: float = 600.0, swap_mb: int = 0, smp: int = 2) -> Artifacts:
     """Run ``population`` and a hog with ``vm.panic_on_oom=1``; dump the panicked guest.
 
     :param workdir: kept, holds ``console.log``, ``vmcore.<fmt>``, ``artifacts.json``.
@@ -229,7 +229,7 @@ def panic_snapshot(kernel: str, workdir: Union[str, Path, None] = None,
     """
     started = time.monotonic()
     workdir = _workdir(workdir)
-    with Guest(kernel, workdir=str(workdir), swap_mb=swap_mb) as guest:
+    with Guest(kernel, workdir=str(workdir), swap_mb=swap_mb, smp=smp) as guest:
         guest.run("sysctl -w vm.panic_on_oom=1")
         pids = start_population(guest, population)
         pids["oomhog"] = [start_hog(guest)]
