@@ -39,8 +39,17 @@ def measure(mode: str, target: list, vmlinux: Path, repeat: int) -> dict:
 
 def memory_mb(processes: int, threads: int) -> int:
     # ~130 KiB per idle process (page tables, stacks, task_struct, pages),
-    # ~24 KiB per extra thread; never below the 256 MB of the other guests.
-    return max(256, 256 + processes * 130 // 1024 + processes * threads * 24 // 1024)
+    # ~48 KiB per extra thread (16 KiB kernel stack, task_struct, the user
+    # stack's first pages and guard); never below the 256 MB of the other guests.
+    return max(256, 256 + processes * 130 // 1024 + processes * threads * 48 // 1024)
+
+
+def raise_limits(guest: Guest, processes: int, threads: int) -> None:
+    """kernel.threads-max defaults to RAM / 128 KiB (~6,000 in a 750 MB guest)
+    and pid_max to 32,768: lift both above what the population needs."""
+    want = 2 * processes * (1 + threads) + 1000
+    guest.run(f"echo {max(want, 32768)} > /proc/sys/kernel/threads-max")
+    guest.run(f"echo {min(max(want, 32768), 4194304)} > /proc/sys/kernel/pid_max")
 
 
 def population(processes: int, threads: int) -> list:
@@ -54,6 +63,7 @@ def run_case(kernel: str, label: str, processes: int, threads: int, args, workdi
     result = {"case": label, "processes": processes, "threads": threads, "guest_mb": mem}
     with Guest(kernel, workdir=str(workdir / label), memory_mb=mem,
                append="log_buf_len=8M", boot_timeout=600) as guest:
+        raise_limits(guest, processes, threads)
         start_population(guest, population(processes, threads), timeout=3600)
         guest.stop()
         result["setup_s"] = round(time.monotonic() - t0, 1)

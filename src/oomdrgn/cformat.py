@@ -9,9 +9,10 @@ prints what the kernel prints.
 
 import functools
 import re
-from typing import Any, Optional, Sequence, Tuple
+from itertools import chain
+from typing import Any, Callable, Optional, Sequence, Tuple
 
-__all__ = ["cformat", "ctype_cast"]
+__all__ = ["cformat", "cformat_many", "cformatter", "ctype_cast"]
 
 _CONV = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\d+)?(?:\.(?P<prec>\d+))?"
                    r"(?P<len>hh|h|ll|l|z)?(?P<conv>[diuxXsc%])")
@@ -55,13 +56,55 @@ def _compile(fmt: str) -> Tuple[str, Tuple[Optional[Tuple[int, bool]], ...]]:
 
 def cformat(fmt: str, args: Sequence[Any]) -> str:
     """Format *args* with the C format string *fmt* exactly as ``vsnprintf`` would."""
+    return cformatter(fmt)(args)
+
+
+def cformat_many(fmt: str, rows: Sequence[Sequence[Any]]) -> str:
+    """``"".join(cformat(fmt, args) for args in rows)``, with one ``%`` for all
+    rows when every integer is already in its C type's range (the usual case)."""
     pyfmt, casts = _compile(fmt)
-    values = []
-    for cast, value in zip(casts, args):
-        if cast is not None:
-            bits, signed = cast
-            value = int(value) & ((1 << bits) - 1)
-            if signed and value >> (bits - 1):
-                value -= 1 << bits
-        values.append(value)
-    return pyfmt % tuple(values)
+    n = len(casts)
+    flat = list(chain.from_iterable(rows))
+    if len(flat) != n * len(rows):
+        raise TypeError(f"each row needs {n} arguments for {fmt!r}")
+    for i, cast in enumerate(casts):
+        if cast is not None and flat:
+            lo, hi = _range(*cast)
+            column = flat[i::n]
+            if min(column) < lo or max(column) > hi:
+                return "".join(map(cformatter(fmt), rows))
+    return (pyfmt * len(rows)) % tuple(flat)
+
+
+def _range(bits: int, signed: bool) -> Tuple[int, int]:
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def _wrap(value: Any, bits: int, signed: bool) -> int:
+    value = int(value) & ((1 << bits) - 1)
+    if signed and value >> (bits - 1):
+        value -= 1 << bits
+    return value
+
+
+@functools.lru_cache(maxsize=64)
+def cformatter(fmt: str) -> Callable[[Sequence[Any]], str]:
+    """A function formatting an argument sequence as :func:`cformat` does.
+
+    It is generated for *fmt*, one expression per argument that leaves a value
+    already in its C type's range untouched and wraps any other; a table of
+    100,000 rows is formatted with one call per row.
+    """
+    pyfmt, casts = _compile(fmt)
+    terms = []
+    for i, cast in enumerate(casts):
+        if cast is None:
+            terms.append(f"a[{i}]")
+            continue
+        bits, signed = cast
+        lo, hi = _range(bits, signed)
+        terms.append(f"(a[{i}] if {lo} <= a[{i}] <= {hi} else _wrap(a[{i}], {bits}, {signed}))")
+    code = f"lambda a: _fmt % ({', '.join(terms)}{',' if len(terms) == 1 else ''})"
+    return eval(code, {"_fmt": pyfmt, "_wrap": _wrap})  # noqa: S307 (built from _compile only)

@@ -1,6 +1,7 @@
 """drgn backend: turns a :class:`drgn.Program`'s kernel objects into plain records."""
 
-from typing import Dict, Iterator, Optional
+from operator import itemgetter
+from typing import Iterator, Optional
 
 from drgn import (FaultError, Object, ObjectAbsentError, Program, ProgramFlags, TypeKind,
                   offsetof)
@@ -10,7 +11,7 @@ from drgn.helpers.linux.mm import totalram_pages
 from drgn.helpers.linux.pid import find_task
 from drgn.helpers.linux.sched import cpu_curr
 
-from .drgn_layout import BlockCache, StructReader
+from .drgn_layout import BlockCache, StructReader, linear_map
 from .elffile import read_section
 from .kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
 from .model import MemcgRecord, MmRecord, RawCounter, TaskRecord, VmTotals
@@ -112,10 +113,21 @@ class DrgnReader:
         offset = self.prog.type("struct task_struct").member(member).offset
         return self._walk_raw(head.address_, offset, what)
 
-    def _walk_raw(self, head_addr: int, offset: int, what: str) -> Iterator[int]:
-        seen = set()
+    def _walk_raw(self, head_addr: int, offset: int, what: str, link_first: bool = True,
+                  first: Optional[int] = None) -> Iterator[int]:
+        """Entries of the list at *head_addr* whose node sits at *offset*.
+
+        :param link_first: read each entry's link before handing it out, so
+            that a bad link is reported as the list's fault, not the entry's
+            (the process list); thread lists are read as the caller goes, so
+            ``find_lock_task_mm()`` stopping at the first thread costs one read.
+        :param first: the head's link, when already read.
+        """
+        read_word = self._fast.memory.read_word
+        seen: set = set()
+        add = seen.add
         try:
-            node = self._fast.memory.read_word(head_addr)
+            node = read_word(head_addr) if first is None else first
         except FaultError as e:
             raise ReadError(f"{what} list unreadable: {e}") from None
         while node != head_addr:
@@ -123,14 +135,16 @@ class DrgnReader:
                 raise ReadError(f"{what} list broken: link {node:#x}")
             if node in seen or len(seen) > _MAX_LIST:
                 raise ReadError(f"{what} list loops at {node:#x}")
-            seen.add(node)
+            add(node)
             try:
-                # Read the link before handing out the entry, so a bad link
-                # is reported as the list's fault, not the entry's.
-                nxt = self._fast.memory.read_word(node)
+                if link_first:
+                    nxt = read_word(node)
+                    yield (node - offset) & _MASK64
+                else:
+                    yield (node - offset) & _MASK64
+                    nxt = read_word(node)
             except FaultError as e:
                 raise ReadError(f"{what} list unreadable: {e}") from None
-            yield (node - offset) & _MASK64
             node = nxt
 
     def processes(self) -> Iterator[int]:
@@ -138,11 +152,15 @@ class DrgnReader:
 
     def threads(self, task: int) -> Iterator[int]:
         fast = self._fast
-        try:
-            head = fast.memory.read_word(task + fast.signal_off) + fast.thread_head_off
-        except FaultError as e:
-            raise ReadError(f"task {task:#x}: signal unreadable: {e}") from None
-        return self._walk_raw(head, fast.thread_node_off, "thread")
+        known, head, first = fast.last_thread_head
+        if known != task:
+            try:
+                head = fast.memory.read_word(task + fast.signal_off) + fast.thread_head_off
+            except FaultError as e:
+                raise ReadError(f"task {task:#x}: signal unreadable: {e}") from None
+            first = None
+        return self._walk_raw(head, fast.thread_node_off, "thread", link_first=False,
+                              first=first)
 
     def find_task(self, pid: int) -> Optional[int]:
         try:
@@ -369,12 +387,17 @@ class _FastLayout:
         self.prog = prog
         # A vmcore never changes: serve reads from cached blocks. Live targets
         # (/proc/kcore, QMP) read directly, every time.
-        self.memory = mem = BlockCache(prog, enabled=not prog.flags & ProgramFlags.IS_LIVE)
+        live = bool(prog.flags & ProgramFlags.IS_LIVE)
+        self.memory = mem = BlockCache(prog, enabled=not live,
+                                       linear=None if live else linear_map(prog))
         self.task_r = StructReader(prog, "struct task_struct", [
             "pid", "tgid", "comm", "flags", "real_cred", "signal", "mm", "vfork_done",
             "real_parent"], mem)
         self.signal_r = StructReader(prog, "struct signal_struct", [
-            "oom_score_adj", "oom_mm", "oom_flag_origin"], mem)
+            "oom_score_adj", "oom_mm", "oom_flag_origin", "thread_head.next"], mem)
+        # (task, &signal->thread_head, signal->thread_head.next) of the last
+        # task read: find_lock_task_mm() walks that task's threads next.
+        self.last_thread_head = (0, 0, 0)
         self.cred_uid = offsetof(prog.type("struct cred"), "uid")
         self.signal_off = self.task_r.offset("signal")
         self.thread_node_off = offsetof(prog.type("struct task_struct"), "thread_node")
@@ -394,45 +417,48 @@ class _FastLayout:
             fields += [f"rss_stat[{i}].counters" for i in present]
         fields += (["pgtables_bytes"] if info.pgtables == "bytes" else ["nr_ptes", "nr_pmds"])
         self.mm_r = StructReader(prog, "struct mm_struct", fields, mem)
-        self.mm_index = mm_index
+        # Where each value sits in what mm() reads: total_vm, flags, the counts
+        # in mm_index order, [the per-CPU bases], the page-table fields, then
+        # (0, None). A counter this kernel lacks (MM_SHMEMPAGES before v4.5)
+        # reads count 0 and base None (no deltas).
+        n, end = len(present), len(fields)
+        slot = iter(range(2, 2 + n))
+        count_at = [end if i is None else next(slot) for i in mm_index]
+        self.counts = itemgetter(*count_at)
+        self.bases = itemgetter(*(end + 1 if i == end else i + n for i in count_at))
+        self.pgtables = itemgetter(*range(end - (1 if info.pgtables == "bytes" else 2), end))
+        self.raw: dict = {}
         self.percpu_layout = info.counter_layout == "percpu"
         self.pgtables_bytes = info.pgtables == "bytes"
 
     def task(self, task: int) -> TaskRecord:
-        prog = self.prog
-        t = self.task_r.read(task)
-        s = self.signal_r.read(t["signal"])
-        vfork_done = t.get("vfork_done", 0)
+        pid, tgid, comm, flags, cred, signal, mm, vfork_done, parent = self.task_r.read(task)
+        adj, oom_mm, oom_flag_origin, first = self.signal_r.read(signal)
+        self.last_thread_head = (task, signal + self.thread_head_off, first)
+        memory = self.memory
         return TaskRecord(
-            address=task, pid=t["pid"], tgid=t["tgid"],
-            comm=t["comm"].split(b"\0", 1)[0].decode("utf-8", "surrogateescape"),
-            flags=t["flags"], uid=self.memory.read_u32(t["real_cred"] + self.cred_uid),
-            oom_score_adj=s["oom_score_adj"], mm=t["mm"], vfork_done=vfork_done,
-            parent_mm=(self.memory.read_word(t["real_parent"] + self.parent_mm)
-                       if vfork_done else 0),
-            oom_mm=s.get("oom_mm", 0), oom_flag_origin=bool(s.get("oom_flag_origin", 0)))
+            task, pid, tgid, comm.split(b"\0", 1)[0].decode("utf-8", "surrogateescape"),
+            flags, memory.read_u32(cred + self.cred_uid), adj, mm, None, vfork_done,
+            memory.read_word(parent + self.parent_mm) if vfork_done else 0,
+            oom_mm, bool(oom_flag_origin))
 
     def mm(self, mm: int, percpu: bool, offsets) -> MmRecord:
-        m = self.mm_r.read(mm)
-        counters = []
-        for i in self.mm_index:
-            if i is None:
-                counters.append(RawCounter(0, () if percpu else None))
-            elif self.percpu_layout:
-                deltas = None
-                if percpu:
-                    base = m[f"rss_stat[{i}].counters"]
-                    deltas = tuple(_s32(self.prog.read_u32((base + off) & _MASK64))
-                                   for off in offsets)
-                counters.append(RawCounter(m[f"rss_stat[{i}].count"], deltas))
-            else:
-                counters.append(RawCounter(m[f"rss_stat.count[{i}]"]))
-        if self.pgtables_bytes:
-            pt = dict(pgtables_bytes=m["pgtables_bytes"])
+        values = self.mm_r.read(mm) + (0, None)
+        counts = self.counts(values)
+        if percpu and self.percpu_layout:
+            read_u32 = self.memory.read_u32
+            counters = tuple(
+                RawCounter(count, () if base is None else
+                           tuple(_s32(read_u32((base + off) & _MASK64)) for off in offsets))
+                for count, base in zip(counts, self.bases(values)))
         else:
-            pt = dict(nr_ptes=m.get("nr_ptes", 0), nr_pmds=m.get("nr_pmds", 0))
-        return MmRecord(address=mm, total_vm=m["total_vm"], counters=tuple(counters),
-                        flags=m[self.flags_field], **pt)
+            # Counters are immutable: one RawCounter per distinct value.
+            get, put = self.raw.get, self.raw.setdefault
+            counters = tuple([get(c) or put(c, RawCounter(c)) for c in counts])
+        pt = self.pgtables(values)
+        if self.pgtables_bytes:
+            return MmRecord(mm, values[0], counters, pt, None, None, values[1])
+        return MmRecord(mm, values[0], counters, None, pt[0], pt[1], values[1])
 
 
 def sizeof_list_head(prog: Program) -> int:

@@ -1,8 +1,10 @@
 """``get_mm_counter()`` as each kernel era computes it (standard library only)."""
 
+from typing import Tuple
+
 from .model import MmRecord, RawCounter
 
-__all__ = ["COUNTER_RULES", "get_mm_counter", "get_mm_rss", "MM_FILEPAGES",
+__all__ = ["COUNTER_RULES", "get_mm_counter", "get_mm_counters", "get_mm_rss", "MM_FILEPAGES",
            "MM_ANONPAGES", "MM_SWAPENTS", "MM_SHMEMPAGES"]
 
 # enum { MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES } since v4.5;
@@ -43,6 +45,14 @@ def _read(counter: RawCounter, rule: str) -> int:
 def get_mm_counter(mm: MmRecord, member: int, rule: str) -> int:
     """The value the kernel's ``get_mm_counter()`` (or ``_sum``) returns under *rule*."""
     return _read(mm.counters[member], rule)
+
+
+def get_mm_counters(mm: MmRecord, rule: str) -> Tuple[int, int, int, int]:
+    """:func:`get_mm_counter` of all four members, in enum order (one call per mm)."""
+    if rule == "percpu-sum":
+        return tuple(_read(c, rule) for c in mm.counters)  # type: ignore[return-value]
+    file, anon, swap, shmem = [c.count if c.count > 0 else 0 for c in mm.counters]
+    return file, anon, swap, shmem
 
 
 def get_mm_rss(mm: MmRecord, rule: str) -> int:

@@ -4,15 +4,21 @@ A backend (drgn, GDB) turns kernel objects into these; nothing here knows about
 a debugger.
 """
 
+import sys
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 __all__ = ["RawCounter", "MmRecord", "TaskRecord", "Row", "Victim", "ReadFailure",
            "VmTotals", "MemcgRecord", "Candidate", "Selection"]
 
+# The records made once per task (MmRecord, TaskRecord, Row) are plain slotted
+# dataclasses, and RawCounter (four per mm) a NamedTuple: a frozen dataclass's
+# __init__ costs ~3x more (object.__setattr__ per field), which showed at
+# 10,000+ tasks.
+_hot = dataclass(slots=True) if sys.version_info >= (3, 10) else dataclass
 
-@dataclass(frozen=True)
-class RawCounter:
+
+class RawCounter(NamedTuple):
     """One ``mm->rss_stat`` counter as stored in memory.
 
     ``count`` is ``atomic_long_t.counter`` (before v6.2) or
@@ -24,7 +30,7 @@ class RawCounter:
     percpu: Optional[Tuple[int, ...]] = None
 
 
-@dataclass(frozen=True)
+@_hot
 class MmRecord:
     """What the OOM code reads of a ``struct mm_struct``."""
 
@@ -38,7 +44,7 @@ class MmRecord:
     flags: int = 0
 
 
-@dataclass(frozen=True)
+@_hot
 class TaskRecord:
     """What the OOM code reads of a ``struct task_struct``."""
 
@@ -58,7 +64,7 @@ class TaskRecord:
     oom_flag_origin: bool = False  # task->signal->oom_flag_origin
 
 
-@dataclass(frozen=True)
+@_hot
 class Row:
     """One line of ``dump_tasks()``, values as the kernel computes them."""
 

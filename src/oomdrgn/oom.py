@@ -8,10 +8,11 @@ walks lists and reads records; the order and the rules are here, once.
 from typing import Iterator, List, Optional, Protocol, Union
 
 from .kernelinfo import KernelInfo
-from .mmcounters import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
-                         get_mm_counter, get_mm_rss)
+from .mmcounters import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES,
+                         get_mm_counter, get_mm_counters)
 from .model import MemcgRecord, MmRecord, ReadFailure, Row, TaskRecord, Victim, VmTotals
-from .report import (MEMCG_PREFIX, OOM_PREFIX, K, format_kill_line, format_row)
+from .report import (MEMCG_PREFIX, OOM_PREFIX, K, format_kill_line,
+                     format_rows)
 
 __all__ = ["Reader", "ReadError", "TargetError", "dump_tasks", "format_dump_tasks",
            "find_lock_task_mm", "oom_kill_victim", "oom_kill_line", "PF_KTHREAD"]
@@ -97,17 +98,11 @@ def _needs_percpu(reader: Reader, consumer: str) -> bool:
 
 
 def _row(info: KernelInfo, t: TaskRecord, mm: MmRecord) -> Row:
-    rule = info.rules["table"]
-    return Row(
-        pid=t.pid, uid=t.uid, tgid=t.tgid, total_vm=mm.total_vm,
-        rss=get_mm_rss(mm, rule),
-        rss_anon=get_mm_counter(mm, MM_ANONPAGES, rule),
-        rss_file=get_mm_counter(mm, MM_FILEPAGES, rule),
-        rss_shmem=get_mm_counter(mm, MM_SHMEMPAGES, rule),
-        pgtables_bytes=mm.pgtables_bytes or 0,
-        swapents=get_mm_counter(mm, MM_SWAPENTS, rule),
-        oom_score_adj=t.oom_score_adj, name=t.comm,
-        nr_ptes=mm.nr_ptes or 0, nr_pmds=mm.nr_pmds or 0)
+    file, anon, swap, shmem = get_mm_counters(mm, info.rules["table"])
+    # get_mm_rss(): file + anon + shmem, each read as get_mm_counter() reads it.
+    return Row(t.pid, t.uid, t.tgid, mm.total_vm, file + anon + shmem, anon, file, shmem,
+               mm.pgtables_bytes or 0, swap, t.oom_score_adj, t.comm,
+               mm.nr_ptes or 0, mm.nr_pmds or 0)
 
 
 def dump_tasks(reader: Reader,
@@ -148,11 +143,15 @@ def format_dump_tasks(reader: Reader, rows: List[Union[Row, ReadFailure]]) -> st
     """The ``dump_tasks()`` block as the kernel prints it; unreadable rows are marked."""
     fmt = reader.info.eras.table
     out = list(fmt.lines())
+    run: List[Row] = []  # readable rows since the last failure, formatted together
     for r in rows:
         if isinstance(r, ReadFailure):
+            out.append(format_rows(fmt, run))
+            run = []
             out.append(f"[{r.pid:{fmt.pid_width}d}] <unreadable: {r.reason}>\n")
         else:
-            out.append(format_row(fmt, r))
+            run.append(r)
+    out.append(format_rows(fmt, run))
     return "".join(out)
 
 

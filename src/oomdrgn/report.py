@@ -6,14 +6,16 @@ strings are in its ``.rodata``, see :mod:`oomdrgn.eras`), never from a version
 string.
 """
 
+import functools
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from operator import attrgetter
+from typing import Any, Callable, Optional, Sequence, Tuple
 
-from .cformat import cformat
+from .cformat import cformat, cformat_many, cformatter
 from .model import Row, Victim
 
 __all__ = ["TableFormat", "KillFormat", "TABLE_FORMATS", "KILL_FORMATS",
-           "format_table", "format_row", "format_kill_line", "K", "OOM_PREFIX",
+           "format_table", "format_row", "format_rows", "format_kill_line", "K", "OOM_PREFIX",
            "MEMCG_PREFIX", "format_summary", "bitmap_list"]
 
 OOM_PREFIX = "Out of memory"
@@ -139,12 +141,24 @@ KILL_FORMATS = (
 
 def format_row(fmt: TableFormat, row: Row) -> str:
     """One ``dump_task()`` line for *row*."""
-    return cformat(fmt.row, [getattr(row, c) for c in fmt.columns])
+    return cformatter(fmt.row)(_columns(fmt.columns)(row))
+
+
+@functools.lru_cache(maxsize=16)
+def _columns(columns: Tuple[str, ...]) -> Callable[[Any], tuple]:
+    """A getter of *columns* of a row, as a tuple."""
+    get = attrgetter(*columns)
+    return get if len(columns) > 1 else lambda row: (get(row),)
+
+
+def format_rows(fmt: TableFormat, rows: Sequence[Row]) -> str:
+    """``dump_task()`` lines for *rows*, formatted together."""
+    return cformat_many(fmt.row, list(map(_columns(fmt.columns), rows)))
 
 
 def format_table(fmt: TableFormat, rows: Sequence[Row]) -> str:
     """The whole ``dump_tasks()`` block: title (where printed), header, rows."""
-    return "".join(fmt.lines()) + "".join(format_row(fmt, r) for r in rows)
+    return "".join(fmt.lines()) + format_rows(fmt, rows)
 
 
 def format_kill_line(fmt: KillFormat, victim: Victim, message: str = OOM_PREFIX) -> str:
