@@ -14,6 +14,7 @@ from drgn.helpers.linux.sched import cpu_curr
 from .drgn_layout import BlockCache, StructReader, linear_map
 from .elffile import read_section
 from .kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
+from .mmcounters import per_cpu_ptrs, s32
 from .model import MemcgRecord, MmRecord, RawCounter, TaskRecord, VmTotals
 from .oom import ReadError, TargetError
 
@@ -113,14 +114,12 @@ class DrgnReader:
         offset = self.prog.type("struct task_struct").member(member).offset
         return self._walk_raw(head.address_, offset, what)
 
-    def _walk_raw(self, head_addr: int, offset: int, what: str, link_first: bool = True,
+    def _walk_raw(self, head_addr: int, offset: int, what: str,
                   first: Optional[int] = None) -> Iterator[int]:
-        """Entries of the list at *head_addr* whose node sits at *offset*.
+        """Entries of the list at *head_addr* whose node sits at *offset*; each
+        entry's link is read before the entry is handed out, so that a bad link
+        is reported as the list's fault, not the entry's.
 
-        :param link_first: read each entry's link before handing it out, so
-            that a bad link is reported as the list's fault, not the entry's
-            (the process list); thread lists are read as the caller goes, so
-            ``find_lock_task_mm()`` stopping at the first thread costs one read.
         :param first: the head's link, when already read.
         """
         read_word = self._fast.memory.read_word
@@ -137,18 +136,17 @@ class DrgnReader:
                 raise ReadError(f"{what} list loops at {node:#x}")
             add(node)
             try:
-                if link_first:
-                    nxt = read_word(node)
-                    yield (node - offset) & _MASK64
-                else:
-                    yield (node - offset) & _MASK64
-                    nxt = read_word(node)
+                nxt = read_word(node)
             except FaultError as e:
                 raise ReadError(f"{what} list unreadable: {e}") from None
+            yield (node - offset) & _MASK64
             node = nxt
 
     def processes(self) -> Iterator[int]:
-        return self._walk(self.prog["init_task"].tasks, "tasks", "init_task.tasks")
+        """``for_each_process``: ``init_task.tasks``, each task_struct's needed
+        span read once, its link with it (see :meth:`_FastLayout.walk_tasks`)."""
+        head = self.prog["init_task"].tasks.address_
+        return self._fast.walk_tasks(head, self._fast.memory.read_word)
 
     def threads(self, task: int) -> Iterator[int]:
         fast = self._fast
@@ -159,8 +157,7 @@ class DrgnReader:
             except FaultError as e:
                 raise ReadError(f"task {task:#x}: signal unreadable: {e}") from None
             first = None
-        return self._walk_raw(head, fast.thread_node_off, "thread", link_first=False,
-                              first=first)
+        return self._walk_raw(head, fast.thread_node_off, "thread", first=first)
 
     def find_task(self, pid: int) -> Optional[int]:
         try:
@@ -353,8 +350,8 @@ class DrgnReader:
             deltas = None
             if percpu:
                 base = fbc.counters.value_()
-                deltas = tuple(_s32(self.prog.read_u32((base + off) & _MASK64))
-                               for off in self._percpu())
+                deltas = tuple(s32(self.prog.read_u32(p))
+                               for p in per_cpu_ptrs(base, self._percpu()))
             return RawCounter(fbc.count.value_(), deltas)
         return RawCounter(rss_stat.count[index].counter.value_())
 
@@ -392,7 +389,10 @@ class _FastLayout:
                                        linear=None if live else linear_map(prog))
         self.task_r = StructReader(prog, "struct task_struct", [
             "pid", "tgid", "comm", "flags", "real_cred", "signal", "mm", "vfork_done",
-            "real_parent"], mem)
+            "real_parent", "tasks.next"], mem)
+        self.tasks_off = offsetof(prog.type("struct task_struct"), "tasks")
+        # (task, its task_r values) of the task the process walk stands on.
+        self.walked = (0, ())
         self.signal_r = StructReader(prog, "struct signal_struct", [
             "oom_score_adj", "oom_mm", "oom_flag_origin", "thread_head.next"], mem)
         # (task, &signal->thread_head, signal->thread_head.next) of the last
@@ -431,8 +431,45 @@ class _FastLayout:
         self.percpu_layout = info.counter_layout == "percpu"
         self.pgtables_bytes = info.pgtables == "bytes"
 
+    def walk_tasks(self, head: int, read_word) -> Iterator[int]:
+        """The process list: a task_struct is 9-10 KiB of which the OOM code
+        reads ~3 KiB, so each is read once, exactly (no block), its
+        ``tasks.next`` link from the same read, before the task is handed out
+        (a bad link is the list's fault, not the task's)."""
+        read_exact, tasks_off = self.task_r.read_exact, self.tasks_off
+        seen: set = set()
+        add = seen.add
+        try:
+            node = read_word(head)
+        except FaultError as e:
+            raise ReadError(f"init_task.tasks list unreadable: {e}") from None
+        while node != head:
+            if node < 4096:  # NULL (or nearly): a zeroed or freed link
+                raise ReadError(f"init_task.tasks list broken: link {node:#x}")
+            if node in seen or len(seen) > _MAX_LIST:
+                raise ReadError(f"init_task.tasks list loops at {node:#x}")
+            add(node)
+            task = (node - tasks_off) & _MASK64
+            try:
+                values = read_exact(task)
+                nxt = values[-1]
+            except (FaultError, OverflowError, ValueError):
+                # The task is unreadable (task() will say so, for its row);
+                # its link alone may still be, for the walk to go on.
+                values = ()
+                try:
+                    nxt = read_word(node)
+                except FaultError as e:
+                    raise ReadError(f"init_task.tasks list unreadable: {e}") from None
+            self.walked = (task, values)
+            yield task
+            node = nxt
+
     def task(self, task: int) -> TaskRecord:
-        pid, tgid, comm, flags, cred, signal, mm, vfork_done, parent = self.task_r.read(task)
+        walked, values = self.walked
+        if walked != task or not values:
+            values = self.task_r.read(task)
+        pid, tgid, comm, flags, cred, signal, mm, vfork_done, parent, _ = values
         adj, oom_mm, oom_flag_origin, first = self.signal_r.read(signal)
         self.last_thread_head = (task, signal + self.thread_head_off, first)
         memory = self.memory
@@ -449,7 +486,7 @@ class _FastLayout:
             read_u32 = self.memory.read_u32
             counters = tuple(
                 RawCounter(count, () if base is None else
-                           tuple(_s32(read_u32((base + off) & _MASK64)) for off in offsets))
+                           tuple(s32(read_u32(p)) for p in per_cpu_ptrs(base, offsets)))
                 for count, base in zip(counts, self.bases(values)))
         else:
             # Counters are immutable: one RawCounter per distinct value.
@@ -484,10 +521,6 @@ def _mm_flags(m: Object) -> int:
     if flags.type_.unaliased_kind() in (TypeKind.STRUCT, TypeKind.UNION):
         return flags.member_(flags.type_.unaliased().members[0].name)[0].value_()
     return flags.value_()
-
-
-def _s32(v: int) -> int:
-    return v - (1 << 32) if v & 0x80000000 else v
 
 
 def _nr_pmds(m: Object) -> int:

@@ -87,6 +87,9 @@ class StructReader:
             unpack, arrange = self.memory.unpack, self._arrange
             self.read = lambda address: arrange(  # type: ignore[method-assign]
                 unpack(unpacker, address + start, size) + (0,))
+            exact = self.memory.read_exact
+            self.read_exact = lambda address: arrange(  # type: ignore[method-assign]
+                unpacker.unpack(exact(address + start, size)) + (0,))
 
     @staticmethod
     def _unpacker(group, found, endian):
@@ -115,6 +118,14 @@ class StructReader:
         values: tuple = ()
         for start, size, unpacker in self._reads:
             values += unpack(unpacker, address + start, size)
+        return self._arrange(values + (0,))
+
+    def read_exact(self, address: int) -> tuple:
+        """:meth:`read`, reading just the fields' span (no block): for big
+        structs of which little is needed, like ``task_struct``."""
+        values: tuple = ()
+        for start, size, unpacker in self._reads:
+            values += unpacker.unpack(self.memory.read_exact(address + start, size))
         return self._arrange(values + (0,))
 
 
@@ -178,18 +189,30 @@ class BlockCache:
             del blocks[next(iter(blocks))]
         return block
 
+    def _physical(self, address: int, size: int) -> Optional[bytes]:
+        """The bytes at *address* read by physical address, if in the direct map."""
+        if self.linear is None:
+            return None
+        start, end, offset = self.linear
+        if not (start <= address and address + size <= end):
+            return None
+        data = self.prog.read((address - offset) & _MASK64, size, True)
+        if not self._checked:  # once: the physical reading is the virtual one
+            self._checked = True
+            if data != self.prog.read(address, size):
+                self.linear = None
+                return None
+        return data
+
     def _read_block(self, address: int) -> bytes:
-        if self.linear is not None:
-            start, end, offset = self.linear
-            if start <= address and address + self.size <= end:
-                block = self.prog.read((address - offset) & _MASK64, self.size, True)
-                if not self._checked:  # once: the physical reading is the virtual one
-                    self._checked = True
-                    if block != self.prog.read(address, self.size):
-                        self.linear = None
-                        return self.prog.read(address, self.size)
-                return block
-        return self.prog.read(address, self.size)
+        block = self._physical(address, self.size)
+        return self.prog.read(address, self.size) if block is None else block
+
+    def read_exact(self, address: int, size: int) -> bytes:
+        """The *size* bytes at *address*, read now (by physical address in the
+        direct map), not cached."""
+        data = self._physical(address, size)
+        return self.prog.read(address, size) if data is None else data
 
     def read(self, address: int, size: int) -> bytes:
         start = address & self.mask

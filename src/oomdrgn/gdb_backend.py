@@ -24,6 +24,7 @@ import gdb
 from .codescan import calls_target
 from .elffile import elf_machine, read_section
 from .kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
+from .mmcounters import per_cpu_ptrs
 from .model import MmRecord, RawCounter, TaskRecord, VmTotals
 from .oom import ReadError, TargetError
 
@@ -603,8 +604,8 @@ class GdbReader:
             if percpu:
                 base = int(fbc["counters"])
                 s32 = self.layout.s32_ptr
-                deltas = tuple(int(gdb.Value((base + off) & _MASK64).cast(s32).dereference())
-                               for off in self._percpu())
+                deltas = tuple(int(gdb.Value(p).cast(s32).dereference())
+                               for p in per_cpu_ptrs(base, self._percpu()))
             return RawCounter(int(fbc["count"]), deltas)
         return RawCounter(int(rss_stat["count"][index]["counter"]))
 

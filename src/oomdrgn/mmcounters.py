@@ -1,10 +1,10 @@
 """``get_mm_counter()`` as each kernel era computes it (standard library only)."""
 
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 from .model import MmRecord, RawCounter
 
-__all__ = ["COUNTER_RULES", "get_mm_counter", "get_mm_counters", "get_mm_rss", "MM_FILEPAGES",
+__all__ = ["COUNTER_RULES", "get_mm_counter", "get_mm_counters", "get_mm_rss", "per_cpu_ptrs", "s32", "MM_FILEPAGES",
            "MM_ANONPAGES", "MM_SWAPENTS", "MM_SHMEMPAGES"]
 
 # enum { MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES } since v4.5;
@@ -45,6 +45,17 @@ def _read(counter: RawCounter, rule: str) -> int:
 def get_mm_counter(mm: MmRecord, member: int, rule: str) -> int:
     """The value the kernel's ``get_mm_counter()`` (or ``_sum``) returns under *rule*."""
     return _read(mm.counters[member], rule)
+
+
+def per_cpu_ptrs(ptr: int, offsets: Sequence[int]) -> List[int]:
+    """``per_cpu_ptr(ptr, cpu)`` for each CPU's ``__per_cpu_offset`` in *offsets*:
+    the address of that CPU's copy (64-bit wrapping sum)."""
+    return [(ptr + off) & 0xFFFF_FFFF_FFFF_FFFF for off in offsets]
+
+
+def s32(value: int) -> int:
+    """An unsigned 32-bit reading as the ``s32`` a per-CPU counter delta is."""
+    return value - (1 << 32) if value & 0x8000_0000 else value
 
 
 def get_mm_counters(mm: MmRecord, rule: str) -> Tuple[int, int, int, int]:
