@@ -57,9 +57,15 @@ def badness_points(t: TaskRecord, mm: MmRecord, totalpages: int, rule: str, page
         return none, "MMF_OOM_SKIP (already reaped)"
     if in_vfork(t, t.mm):
         return none, "in vfork"
-    # The baseline: rss, swap entries and page tables, in pages.
-    points = (get_mm_rss(mm, rule) + get_mm_counter(mm, MM_SWAPENTS, rule)
-              + (mm.pgtables_bytes or 0) // (1 << page_shift))
+    # The baseline: rss, swap entries and page tables, in pages. Since Linux
+    # kernel commit af5b0f6a09e4 ("mm: consolidate page table accounting")
+    # (in v4.15) the tables are mm_pgtables_bytes(mm) / PAGE_SIZE; before, the
+    # count of page-table pages: nr_ptes + mm_nr_pmds(mm).
+    if mm.pgtables_bytes is not None:
+        tables = mm.pgtables_bytes // (1 << page_shift)
+    else:
+        tables = (mm.nr_ptes or 0) + (mm.nr_pmds or 0)
+    points = get_mm_rss(mm, rule) + get_mm_counter(mm, MM_SWAPENTS, rule) + tables
     adj = _long(t.oom_score_adj * (totalpages // 1000))
     points = _long(points + adj)
     if era != "long":
