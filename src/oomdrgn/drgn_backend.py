@@ -13,6 +13,7 @@ from drgn.helpers.linux.sched import cpu_curr
 
 from .drgn_layout import BlockCache, StructReader, linear_map
 from .elffile import read_section
+from .klist import list_entries
 from .kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
 from .mmcounters import per_cpu_ptrs, s32
 from .model import MemcgRecord, MmRecord, RawCounter, TaskRecord, VmTotals
@@ -20,8 +21,8 @@ from .oom import ReadError, TargetError
 
 __all__ = ["DrgnReader", "gather_evidence"]
 
-# Bound on list walks: more entries than this means a corrupted (looping) list.
-_MAX_LIST = 4_000_000
+# What a read of damaged memory raises.
+_FAULTS = (FaultError,)
 _MASK64 = (1 << 64) - 1
 
 
@@ -109,44 +110,12 @@ class DrgnReader:
 
     # Lists -----------------------------------------------------------------
 
-    def _walk(self, head: Object, member: str, what: str) -> Iterator[int]:
-        """Entries of a list_head as addresses of the containing struct."""
-        offset = self.prog.type("struct task_struct").member(member).offset
-        return self._walk_raw(head.address_, offset, what)
-
-    def _walk_raw(self, head_addr: int, offset: int, what: str,
-                  first: Optional[int] = None) -> Iterator[int]:
-        """Entries of the list at *head_addr* whose node sits at *offset*; each
-        entry's link is read before the entry is handed out, so that a bad link
-        is reported as the list's fault, not the entry's.
-
-        :param first: the head's link, when already read.
-        """
-        read_word = self._fast.memory.read_word
-        seen: set = set()
-        add = seen.add
-        try:
-            node = read_word(head_addr) if first is None else first
-        except FaultError as e:
-            raise ReadError(f"{what} list unreadable: {e}") from None
-        while node != head_addr:
-            if node < 4096:  # NULL (or nearly): a zeroed or freed link
-                raise ReadError(f"{what} list broken: link {node:#x}")
-            if node in seen or len(seen) > _MAX_LIST:
-                raise ReadError(f"{what} list loops at {node:#x}")
-            add(node)
-            try:
-                nxt = read_word(node)
-            except FaultError as e:
-                raise ReadError(f"{what} list unreadable: {e}") from None
-            yield (node - offset) & _MASK64
-            node = nxt
-
     def processes(self) -> Iterator[int]:
         """``for_each_process``: ``init_task.tasks``, each task_struct's needed
-        span read once, its link with it (see :meth:`_FastLayout.walk_tasks`)."""
-        head = self.prog["init_task"].tasks.address_
-        return self._fast.walk_tasks(head, self._fast.memory.read_word)
+        span read once, its link with it (see :meth:`_FastLayout.task_link`)."""
+        fast = self._fast
+        return list_entries(self.prog["init_task"].tasks.address_, fast.tasks_off,
+                            fast.task_link, "init_task.tasks", _FAULTS)
 
     def threads(self, task: int) -> Iterator[int]:
         fast = self._fast
@@ -157,7 +126,8 @@ class DrgnReader:
             except FaultError as e:
                 raise ReadError(f"task {task:#x}: signal unreadable: {e}") from None
             first = None
-        return self._walk_raw(head, fast.thread_node_off, "thread", first=first)
+        return list_entries(head, fast.thread_node_off, fast.memory.read_word, "thread",
+                            _FAULTS, first)
 
     def find_task(self, pid: int) -> Optional[int]:
         try:
@@ -197,7 +167,8 @@ class DrgnReader:
         cset_type = prog.type("struct css_set")
         node_off = cset_type.member("e_cset_node").offset + ssid * sizeof_list_head(prog)
         cg_list = prog.type("struct task_struct").member("cg_list").offset
-        for cset_addr in _list_addrs(prog, head.address_, node_off):
+        for cset_addr in list_entries(head.address_, node_off, prog.read_word,
+                                      "cgroup css_set", _FAULTS):
             cset = Object(prog, "struct css_set *", cset_addr)
             # tasks, then mg_tasks, then (v5.3+) dying_tasks: css_task_iter_advance().
             for name in ("tasks", "mg_tasks", "dying_tasks"):
@@ -205,7 +176,8 @@ class DrgnReader:
                     lst = getattr(cset, name)
                 except AttributeError:
                     continue
-                for task in _list_addrs(prog, lst.address_, cg_list):
+                for task in list_entries(lst.address_, cg_list, prog.read_word,
+                                         f"css_set {name}", _FAULTS):
                     t = Object(prog, self._task_ptr, task)
                     # CSS_TASK_ITER_PROCS: leaders only, and dying leaders only
                     # while some thread of theirs lives.
@@ -431,39 +403,21 @@ class _FastLayout:
         self.percpu_layout = info.counter_layout == "percpu"
         self.pgtables_bytes = info.pgtables == "bytes"
 
-    def walk_tasks(self, head: int, read_word) -> Iterator[int]:
-        """The process list: a task_struct is 9-10 KiB of which the OOM code
-        reads ~3 KiB, so each is read once, exactly (no block), its
-        ``tasks.next`` link from the same read, before the task is handed out
-        (a bad link is the list's fault, not the task's)."""
-        read_exact, tasks_off = self.task_r.read_exact, self.tasks_off
-        seen: set = set()
-        add = seen.add
+    def task_link(self, node: int) -> int:
+        """The link of the process list's *node*: a task_struct is 9-10 KiB of
+        which the OOM code reads ~3 KiB, so that span is read once, exactly (no
+        block), the ``tasks.next`` link with it, and kept for :meth:`task`."""
+        task = (node - self.tasks_off) & _MASK64
         try:
-            node = read_word(head)
-        except FaultError as e:
-            raise ReadError(f"init_task.tasks list unreadable: {e}") from None
-        while node != head:
-            if node < 4096:  # NULL (or nearly): a zeroed or freed link
-                raise ReadError(f"init_task.tasks list broken: link {node:#x}")
-            if node in seen or len(seen) > _MAX_LIST:
-                raise ReadError(f"init_task.tasks list loops at {node:#x}")
-            add(node)
-            task = (node - tasks_off) & _MASK64
-            try:
-                values = read_exact(task)
-                nxt = values[-1]
-            except (FaultError, OverflowError, ValueError):
-                # The task is unreadable (task() will say so, for its row);
-                # its link alone may still be, for the walk to go on.
-                values = ()
-                try:
-                    nxt = read_word(node)
-                except FaultError as e:
-                    raise ReadError(f"init_task.tasks list unreadable: {e}") from None
-            self.walked = (task, values)
-            yield task
-            node = nxt
+            values = self.task_r.read_exact(task)
+            nxt = values[-1]
+        except (FaultError, OverflowError, ValueError):
+            # The task is unreadable (task() will say so, for its row); its
+            # link alone may still be, for the walk to go on.
+            values = ()
+            nxt = self.memory.read_word(node)
+        self.walked = (task, values)
+        return nxt
 
     def task(self, task: int) -> TaskRecord:
         walked, values = self.walked
@@ -500,18 +454,6 @@ class _FastLayout:
 
 def sizeof_list_head(prog: Program) -> int:
     return prog.type("struct list_head").size
-
-
-def _list_addrs(prog: Program, head: int, offset: int) -> Iterator[int]:
-    """Containing-struct addresses of a list whose node sits at *offset*."""
-    node = prog.read_word(head)
-    seen = 0
-    while node != head:
-        seen += 1
-        if seen > _MAX_LIST:
-            raise ReadError(f"list at {head:#x} loops")
-        yield node - offset
-        node = prog.read_word(node)
 
 
 def _mm_flags(m: Object) -> int:

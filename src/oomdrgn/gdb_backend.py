@@ -24,6 +24,7 @@ import gdb
 from .codescan import calls_target
 from .elffile import elf_machine, read_section
 from .kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
+from .klist import list_entries
 from .mmcounters import per_cpu_ptrs
 from .model import MmRecord, RawCounter, TaskRecord, VmTotals
 from .oom import ReadError, TargetError
@@ -32,8 +33,6 @@ __all__ = ["GdbReader", "KaslrError", "gather_evidence", "kernel_symbol_file",
            "symbols_match", "percpu_symbols_match", "find_kaslr_offset", "elf_symbols",
            "kernel_cpu", "clear_caches", "USER_MODE_HINT"]
 
-# Bound on list walks: more entries than this means a corrupted (looping) list.
-_MAX_LIST = 4_000_000
 _MASK64 = (1 << 64) - 1
 
 
@@ -509,17 +508,7 @@ class GdbReader:
 
     def _walk(self, head: int, offset: int, what: str) -> Iterator[int]:
         """Entries of the list_head at *head* as addresses of the containing struct."""
-        seen = set()
-        try:
-            node = self._next(head)
-            while node != head:
-                if node in seen or len(seen) > _MAX_LIST:
-                    raise ReadError(f"{what} list loops at {node:#x}")
-                seen.add(node)
-                yield node - offset
-                node = self._next(node)
-        except gdb.MemoryError as e:
-            raise ReadError(f"{what} list unreadable: {e}") from None
+        return list_entries(head, offset, self._next, what, (gdb.MemoryError,))
 
     def _task(self, task: int) -> gdb.Value:
         return gdb.Value(task).cast(self.layout.task_ptr).dereference()
