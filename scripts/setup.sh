@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up on Debian 12 as root: apt packages, the venv (.venv) with
-# oomdrgn installed editable, and the four Debian cloud kernels in the user cache.
+# oomdrgn installed editable, and the Debian cloud kernels (four amd64, two arm64)
+# in the user cache.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -8,7 +9,11 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 pkgs=(qemu-system-x86 qemu-utils busybox-static gcc libc6-dev gdb binutils xz-utils zstd
       debootstrap e2fsprogs
-      python3 python3-venv python3-pip ca-certificates)
+      python3 python3-venv python3-pip ca-certificates
+      # arm64 guests (tests/arm64): the emulator, static workloads, nm/objcopy and
+      # gdb for aarch64, qemu-user to list the arm64 busybox's applets
+      qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
+      gdb-multiarch qemu-user-static)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

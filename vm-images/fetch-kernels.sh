@@ -2,6 +2,9 @@
 # Fetch Debian cloud kernels (vmlinuz, debug vmlinux, a few modules) into the user
 # cache, through a private apt configuration (the system's sources are not touched).
 # Usage: vm-images/fetch-kernels.sh [NAME...]   (names from vm-images/kernels.list)
+# Kernels of another architecture (arm64) come through the same configuration
+# with APT::Architecture=arm64, with that architecture's busybox-static beside
+# them (the guest's userland cannot come from the host).
 # Idempotent: a kernel whose "ok" stamp holds the current CACHE_VERSION is skipped.
 # An older cache directory is refreshed: the image/modules packages are downloaded
 # again, and the -dbg package too unless the cached vmlinuz is byte-identical to
@@ -18,6 +21,10 @@ CACHE_VERSION=2
 # lzo-rle is zram's default compressor on 5.10/6.1, where it goes through the
 # crypto API (crypto/lzo-rle.ko); 6.12+ link their zram backends into zram.ko.
 WANT_MODULES="qemu_fw_cfg pvpanic pvpanic_mmio pvpanic_pci zram lzo_rle"
+# arm64 guests (-M virt) have one serial port, the kernel console: the harness's
+# shell runs on a virtio console (hvc0), which the 6.1 arm64 kernel builds as
+# modules (virtio_console, virtio_pci and their dependencies).
+WANT_MODULES_arm64="virtio_pci virtio_console"
 
 log() { printf '[fetch-kernels] %s\n' "$*" >&2; }
 
@@ -34,10 +41,15 @@ decompress_ko() {
 }
 
 # ko_depends KO: what `modinfo -F depends` prints, space-separated (read with
-# binutils, so that kmod need not be installed).
+# binutils, so that kmod need not be installed). objcopy gets a real file: it
+# writes a temporary file beside its output and renames it over the output, and
+# as root that replaces /dev/stdout itself with a regular file.
 ko_depends() {
-  objcopy -O binary --only-section=.modinfo "$1" /dev/stdout | tr '\0' '\n' \
-    | sed -n 's/^depends=//p' | tr ',' ' '
+  local tmp
+  tmp=$(mktemp)
+  "$objcopy" -O binary --only-section=.modinfo "$1" "$tmp"
+  tr '\0' '\n' < "$tmp" | sed -n 's/^depends=//p' | tr ',' ' '
+  rm -f "$tmp"
 }
 
 # copy_modules XDIR DSTDIR: WANT_MODULES that exist in XDIR, plus what they depend
@@ -48,7 +60,8 @@ copy_modules() {
   while IFS= read -r f; do
     b=$(basename "$f"); n=${b%%.ko*}; file[${n//-/_}]=$f
   done < <(find "$x" -name '*.ko*' -type f -not -path '*/debug/*')
-  local queue=($WANT_MODULES) out dep
+  local extra="WANT_MODULES_$arch"
+  local queue=($WANT_MODULES ${!extra:-}) out dep
   while [ ${#queue[@]} -gt 0 ]; do
     n=${queue[0]}; queue=("${queue[@]:1}")
     [ -n "${seen[$n]:-}" ] && continue
@@ -59,26 +72,94 @@ copy_modules() {
   done
 }
 
+# boot_image VMLINUZ OUT: what QEMU's -kernel loads for an arm64 kernel, an
+# uncompressed Image. Debian's bookworm and trixie arm64 vmlinuz is one already
+# (hard-linked); a gzipped one is unpacked (QEMU 7.2 would only up to 64 MiB),
+# and so is an EFI zboot image (PE with a compressed payload, CONFIG_EFI_ZBOOT),
+# which QEMU 7.2 cannot boot at all.
+boot_image() {
+  local in=$1 out=$2
+  if gzip -t "$in" 2>/dev/null; then
+    gzip -dc "$in" > "$out"
+  elif [ "$(head -c 2 "$in")" = MZ ] && [ "$(dd if="$in" bs=1 skip=4 count=4 2>/dev/null)" = zimg ]; then
+    # struct linux_efi_zboot_header: payload offset and size at 8 and 12, then
+    # the compression type ("gzip", "zstd") at 24.
+    local off size comp
+    off=$(od -An -tu4 -j8 -N4 "$in" | tr -d ' ')
+    size=$(od -An -tu4 -j12 -N4 "$in" | tr -d ' ')
+    comp=$(dd if="$in" bs=1 skip=24 count=32 2>/dev/null | tr -d '\0')
+    case $comp in
+      gzip) tail -c +$((off + 1)) "$in" | head -c "$size" | gzip -dc > "$out";;
+      zstd|zstd22) tail -c +$((off + 1)) "$in" | head -c "$size" | zstd -qdc > "$out";;
+      *) log "EFI zboot image compressed with ${comp:-?}: not handled"; return 1;;
+    esac
+  else
+    ln "$in" "$out" 2>/dev/null || cp "$in" "$out"
+  fi
+  # An arm64 Image carries "ARM\x64" at offset 56.
+  [ "$(dd if="$out" bs=1 skip=56 count=3 2>/dev/null)" = ARM ] || { log "$out: not an arm64 Image"; return 1; }
+}
+
+# fetch_busybox DEBDIR OUT: busybox-static of the suite (already apt-updated for
+# the target architecture) as OUT, and its applet list as OUT.applets, from
+# running it under qemu-user if the host has it, else from the host's busybox
+# (an approximation: bookworm's amd64 and arm64 lists are identical, other
+# suites differ by a few applets the guest's /init does not use).
+fetch_busybox() {
+  local debs=$1 out=$2 x
+  (cd "$debs" && rm -f ./busybox-static_*.deb && apt-get "${opts[@]}" -q download busybox-static >&2)
+  x=$(mktemp -d)
+  # /bin/busybox up to bookworm, /usr/bin/busybox from trixie on.
+  dpkg-deb --fsys-tarfile "$debs"/busybox-static_*.deb | tar -x -C "$x" --wildcards \
+    './bin/busybox' './usr/bin/busybox' 2>/dev/null || true
+  local bin
+  bin=$(find "$x" -name busybox -type f | head -1)
+  [ -n "$bin" ] || { log "no busybox in busybox-static"; return 1; }
+  mv "$bin" "$out" && rm -rf "$x" "$debs"/busybox-static_*.deb
+  local qemu_user
+  qemu_user=$(command -v "qemu-$qemu_arch-static" || command -v "qemu-$qemu_arch" || true)
+  if [ -n "$qemu_user" ]; then
+    "$qemu_user" "$out" --list > "$out.applets"
+  elif [ -x /bin/busybox ]; then
+    log "no qemu-$qemu_arch-static: taking the applet list from the host's /bin/busybox"
+    /bin/busybox --list > "$out.applets"
+  else
+    log "cannot list the applets of $out: install qemu-user-static or busybox-static"; return 1
+  fi
+  grep -qx sh "$out.applets" || { log "$out.applets: no sh applet?"; return 1; }
+}
+
 fetch_one() {
-  local name=$1 suite=$2 line=$3
+  local name=$1 arch=$2 suite=$3 line=$4
   local kdir="$cache/kernels/$name"
   if [ -f "$kdir/ok" ] && [ "$(cat "$kdir/ok")" = "$CACHE_VERSION" ]; then
     log "$name: cached ($(cat "$kdir/release"))"; return
   fi
+  # The host's binutils read only its own architecture's ELF files.
+  local qemu_arch objcopy=objcopy
+  case $arch in
+    amd64) qemu_arch=x86_64;;
+    arm64) qemu_arch=aarch64; objcopy=aarch64-linux-gnu-objcopy;;
+    *) log "$name: architecture $arch not supported"; return 1;;
+  esac
+  command -v "$objcopy" >/dev/null || { log "$name: $objcopy missing (scripts/setup.sh installs it)"; return 1; }
+  # The amd64 lists keep their old place; another architecture has its own
+  # (apt fetches the Packages files of APT::Architecture only).
   local adir="$cache/apt/$suite"
+  [ "$arch" = amd64 ] || adir="$cache/apt/$suite-$arch"
   mkdir -p "$adir/lists/partial" "$adir/archives/partial" "$adir/debs"
   echo "$line" > "$adir/sources.list"
   local opts=(-o Dir::Etc::SourceList="$adir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
               -o Dir::State::Lists="$adir/lists" -o Dir::Cache="$adir" -o Dir::Cache::archives="$adir/archives"
-              -o Dir::State::status=/dev/null -o APT::Architecture=amd64 -o Debug::NoLocking=1
+              -o Dir::State::status=/dev/null -o APT::Architecture="$arch" -o APT::Architectures="$arch" -o Debug::NoLocking=1
               -o Acquire::Languages=none -o APT::Sandbox::User=root)
   log "$name: apt update ($suite)"
   apt-get "${opts[@]}" -q update >&2
-  # The metapackage names the current ABI: linux-image-cloud-amd64 -> linux-image-<abi>-cloud-amd64.
+  # The metapackage names the current ABI: linux-image-cloud-ARCH -> linux-image-<abi>-cloud-ARCH.
   local img
-  img=$(apt-cache "${opts[@]}" depends linux-image-cloud-amd64 2>/dev/null \
-        | awk '/Depends: linux-image-[0-9].*-cloud-amd64$/ {print $2; exit}')
-  [ -n "$img" ] || { log "$name: no linux-image-*-cloud-amd64 in $suite"; return 1; }
+  img=$(apt-cache "${opts[@]}" depends "linux-image-cloud-$arch" 2>/dev/null \
+        | awk -v re="^linux-image-[0-9].*-cloud-$arch\$" '/Depends:/ && $2 ~ re {print $2; exit}')
+  [ -n "$img" ] || { log "$name: no linux-image-*-cloud-$arch in $suite"; return 1; }
   local abi=${img#linux-image-}
   # sid splits the kernel into linux-binary-*/linux-modules-*/...: take the image
   # package and every linux-* package it depends on directly.
@@ -102,6 +183,13 @@ fetch_one() {
   vmlinuz=$(find "$kdir.tmp/x" -name 'vmlinuz*' -type f | head -1)
   [ -n "$vmlinuz" ] || { log "$name: no vmlinuz in ${pkgs[*]}"; return 1; }
   mv "$vmlinuz" "$kdir.tmp/vmlinuz"
+  if [ "$arch" = arm64 ]; then
+    boot_image "$kdir.tmp/vmlinuz" "$kdir.tmp/Image"
+  fi
+  if [ "$arch" != amd64 ]; then
+    log "$name: busybox-static ($arch, $suite)"
+    fetch_busybox "$adir/debs" "$kdir.tmp/busybox"
+  fi
   copy_modules "$kdir.tmp/x" "$kdir.tmp/modules"
   # sid keeps it as /usr/lib/modules/<abi>/config (in linux-base-*).
   find "$kdir.tmp/x" \( -name 'config-*' -o -name config \) -type f -exec cp {} "$kdir.tmp/config" \; -quit
@@ -118,11 +206,12 @@ fetch_one() {
     vmlinux=$(find "$kdir.tmp/x" \( -name 'vmlinux-*' -o -name vmlinux \) -type f -size +10M | head -1)
     [ -n "$vmlinux" ] || { log "$name: debug vmlinux missing from $img-dbg"; return 1; }
     log "$name: stripping .rela.debug_* from the debug vmlinux"
-    objcopy --remove-section='.rela.debug_*' "$vmlinux" "$kdir.tmp/vmlinux"
+    "$objcopy" --remove-section='.rela.debug_*' "$vmlinux" "$kdir.tmp/vmlinux"
     rm -rf "$kdir.tmp/x" "$adir/debs"/*.deb
   fi
   echo "$abi" > "$kdir.tmp/release"
   echo "$suite" > "$kdir.tmp/suite"
+  echo "$arch" > "$kdir.tmp/arch"
   echo "$CACHE_VERSION" > "$kdir.tmp/ok"
   # Swap the directories with the shortest window possible for concurrent readers.
   rm -rf "$kdir.old"
@@ -131,8 +220,8 @@ fetch_one() {
   log "$name: ready in $kdir ($(ls "$kdir/modules" | tr '\n' ' '))"
 }
 
-while read -r name suite line; do
+while read -r name arch suite line; do
   case $name in ''|'#'*) continue;; esac
   if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " == *" $name "* ]]; then continue; fi
-  fetch_one "$name" "$suite" "$line"
+  fetch_one "$name" "$arch" "$suite" "$line"
 done < "$here/kernels.list"

@@ -7,8 +7,9 @@ import platform as host_platform
 from typing import Optional, Sequence
 
 import drgn
-from drgn import Architecture, Platform, PlatformFlags, Program
+from drgn import Architecture, FaultError, Platform, PlatformFlags, Program
 
+from .diskdump import DiskDump, DiskDumpError, block_size_mismatch
 from .elffile import elf_machine, load_segments
 from .errors import (EXIT_DEBUGINFO, EXIT_PERMISSION, EXIT_TARGET, OomdrgnError)
 
@@ -53,10 +54,10 @@ def _warn_if_truncated(path: str) -> None:
               "objects beyond the end are reported unreadable", file=sys.stderr)
 
 
-def _platform(vmlinux: Sequence[str]) -> Platform:
+def _platform(vmlinux: Sequence[str], guess: Optional[str] = None) -> Platform:
     # QEMU's kdump-zlib dumps carry no architecture name, and libkdumpfile then
     # fails ("KDUMP_ATTR_ARCH_NAME: Key has no value"): name it ourselves, from
-    # the vmlinux if given, else the host.
+    # the vmlinux if given, else ``guess``, else the host.
     arch = None
     for path in vmlinux:
         try:
@@ -65,7 +66,7 @@ def _platform(vmlinux: Sequence[str]) -> Platform:
             continue
         if arch:
             break
-    arch = arch or host_platform.machine()
+    arch = arch or guess or host_platform.machine()
     if arch not in _ARCH:
         raise OomdrgnError(f"unsupported architecture {arch!r}", EXIT_TARGET)
     return Platform(_ARCH[arch], PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN)
@@ -94,10 +95,43 @@ def _probe_qmp(address: str, timeout: float) -> None:
         raise OomdrgnError(f"{address}: not a QMP socket (no QMP greeting)", EXIT_TARGET)
 
 
+def _kdump_by_blocks(core: str, vmlinux: Sequence[str]) -> Program:
+    """A Program on kdump file ``core`` whose blocks are not the kernel's pages
+    (QEMU's aarch64 dumps: 64 KiB blocks, 4 KiB pages), which libkdumpfile
+    misreads: the pages come from :class:`DiskDump`, drgn walks the page
+    tables itself (``set_linux_kernel_custom``)."""
+    try:
+        dump = DiskDump(core)
+    except (DiskDumpError, OSError) as e:
+        raise OomdrgnError(f"{core}: cannot read vmcore: {e}", EXIT_TARGET) from None
+    # Only arm64 kernels put kimage_voffset in their vmcoreinfo.
+    guess = "aarch64" if b"NUMBER(kimage_voffset)=" in dump.vmcoreinfo else None
+    prog = Program(_platform(vmlinux, guess))
+
+    def read(address: int, count: int, offset: int, physical: bool) -> bytes:
+        try:
+            return dump.read(address, count)
+        except LookupError as e:
+            raise FaultError(str(e), address) from None
+        except (DiskDumpError, OSError) as e:
+            raise FaultError(f"could not read memory from kdump: {e}", address) from None
+
+    prog.add_memory_segment(0, dump.max_mapnr * dump.block_size, read, physical=True)
+    try:
+        prog.set_linux_kernel_custom(dump.vmcoreinfo, False)
+    except Exception as e:
+        raise OomdrgnError(f"{core}: cannot read vmcore: {e}", EXIT_TARGET) from None
+    # Keeps the file open as long as the Program lives.
+    prog.cache["oomdrgn_diskdump"] = dump
+    return prog
+
+
 def _set_target(prog_args: dict, core: Optional[str], kcore: bool, qemu: Optional[str],
                 vmlinux: Sequence[str], timeout: float = 10.0) -> Program:
     if core is not None:
         fmt = core_format(core)
+        if fmt == "kdump" and block_size_mismatch(core):
+            return _kdump_by_blocks(core, vmlinux)
         prog = Program(_platform(vmlinux)) if fmt != "elf" else Program()
         try:
             prog.set_core_dump(core)

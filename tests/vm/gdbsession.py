@@ -20,10 +20,13 @@ class GdbSession:
     guest, detaches and kills gdb whatever state it is in.
     """
 
-    def __init__(self, log_path: Optional[Union[str, Path]] = None, timeout: float = 60.0) -> None:
-        gdb = shutil.which("gdb")
+    def __init__(self, log_path: Optional[Union[str, Path]] = None, timeout: float = 60.0,
+                 program: str = "gdb", architecture: Optional[str] = None) -> None:
+        """:param program: ``gdb``, or ``gdb-multiarch`` for another architecture's
+        guest, then named by *architecture* (``set architecture``)."""
+        gdb = shutil.which(program)
         if not gdb:
-            raise HarnessError("gdb not found: install gdb (apt-get install gdb)")
+            raise HarnessError(f"{program} not found: install it (apt-get install {program})")
         self._log = open(log_path, "w") if log_path else None
         self._gdb = pexpect.spawn(gdb, ["-nx", "-q"], env=dict(os.environ, TERM="dumb"),
                                   encoding="utf-8", codec_errors="replace", echo=False,
@@ -36,6 +39,8 @@ class GdbSession:
             for setting in ("style enabled off", "pagination off", "confirm off", "width 0",
                             "height 0"):
                 self.cmd(f"set {setting}")
+            if architecture:
+                self.cmd(f"set architecture {architecture}")
             out = self.cmd(f"source {PLUGIN}")
             if out.strip():
                 raise HarnessError(f"sourcing {PLUGIN} printed:\n{out}")

@@ -4,7 +4,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from .kernels import KERNEL_NAMES, HarnessError, kernel_paths
+from .kernels import ARM64_KERNEL_NAMES, KERNEL_NAMES, HarnessError, kernel_paths
 from .qemu import Guest
 from .scenarios import (SWAP_POPULATION, idle_scores, kill_moment, memcg_kill_moment,
                         memcg_panic, panic_snapshot, sysrq_table)
@@ -20,8 +20,9 @@ def _scenario(args: argparse.Namespace) -> None:
         if args.command == "panic" and args.swap_mb > 0:
             kwargs["population"] = SWAP_POPULATION
     art = SCENARIOS[args.command](args.kernel, args.out, fmt=args.format, **kwargs)
-    vmlinux = kernel_paths(args.kernel).vmlinux
-    arch = " --architecture x86_64" if args.format != "elf" else ""
+    kpaths = kernel_paths(args.kernel)
+    vmlinux = kpaths.vmlinux
+    arch = f" --architecture {kpaths.machine}" if args.format != "elf" else ""
     print("\n".join(art.memcg_lines + art.table_lines))
     for label, value in (("memcg", art.memcg), ("summary", art.summary_line),
                          ("kill", art.kill_line)):
@@ -34,6 +35,9 @@ def _scenario(args: argparse.Namespace) -> None:
           f"console:   {art.workdir / 'console.log'}\n"
           f"artifacts: {art.workdir / 'artifacts.json'}\n"
           f"drgn{arch} -c {art.vmcore} -s {vmlinux}")
+    if kpaths.arch == "arm64" and args.format != "elf":
+        print("(drgn's libkdumpfile misreads QEMU's aarch64 kdump files, 64 KiB blocks: "
+              f"oomdrgn -c {art.vmcore} reads them)")
 
 
 def _shell(args: argparse.Namespace) -> None:
@@ -43,7 +47,7 @@ def _shell(args: argparse.Namespace) -> None:
               f"drgn --qemu {guest.qmp_path_for_drgn} -s {guest.kernel.vmlinux}")
         if guest.gdb_port:
             print(f"gdb: target remote 127.0.0.1:{guest.gdb_port} (booted nokaslr)")
-        print("ttyS1 shell; Ctrl-] quits (and kills the guest)")
+        print(f"{guest.machine.shell_tty} shell; Ctrl-] quits (and kills the guest)")
         guest.interact()
 
 
@@ -55,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "idle-scores: every /proc/PID/oom_score, then a dump; "
                              "sysrq: sysrq-f, dump after the kill line; "
                              "shell: boot and hand over the ttyS1 shell")
-    parser.add_argument("kernel", choices=KERNEL_NAMES)
+    parser.add_argument("kernel", choices=KERNEL_NAMES + ARM64_KERNEL_NAMES)
     parser.add_argument("--out", help="directory to keep everything in (default /tmp/oomdrgn-*)")
     parser.add_argument("--format", default="elf", choices=["elf", "kdump-zlib"])
     parser.add_argument("--gdb", action="store_true", help="shell: open a gdbstub too")

@@ -47,11 +47,23 @@ def open_vmcore(vmcore: Union[str, Path], vmlinux: Union[str, Path]):
     """A ``drgn.Program`` for a QEMU ``dump-guest-memory`` file (ELF or kdump).
 
     QEMU's kdump files carry no architecture name, which libkdumpfile then
-    refuses to guess, so the platform is given up front (harmless for ELF).
+    refuses to guess, so the platform is given up front (harmless for ELF),
+    from the vmlinux's ELF machine (x86-64 or aarch64). QEMU's aarch64 kdump
+    files go through :mod:`oomdrgn.diskdump` (see there).
     """
     import drgn
 
-    platform = drgn.Platform(drgn.Architecture.X86_64,
+    from ..diskdump import block_size_mismatch
+    from ..elffile import elf_machine
+
+    if block_size_mismatch(str(vmcore)):
+        # QEMU's aarch64 kdump files (64 KiB blocks), which libkdumpfile misreads.
+        from ..drgn_program import open_program
+        return open_program(core=str(vmcore), vmlinux=[str(vmlinux)])
+
+    arch = {"aarch64": drgn.Architecture.AARCH64}.get(elf_machine(str(vmlinux)),
+                                                      drgn.Architecture.X86_64)
+    platform = drgn.Platform(arch,
                              drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN)
     prog = drgn.Program(platform)
     prog.set_core_dump(str(vmcore))

@@ -2,21 +2,41 @@
 
 GDB loads no symbol file: breakpoints go on raw addresses read with ``nm``
 from the vmlinux, which is valid because the guest boots with ``nokaslr``.
+An aarch64 vmlinux is read with ``aarch64-linux-gnu-nm`` and its guest driven
+by ``gdb-multiarch`` (the host's ``nm`` and ``gdb`` know only x86-64).
 """
 
 import os
+import platform
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
 import pexpect
 
+from ..elffile import elf_machine
 from .kernels import HarnessError
 
 __all__ = ["GdbStub", "symbol_address"]
 
 _PROMPT = r"\(gdb\) "
 _nm_cache: Dict[Tuple[str, float], Dict[str, int]] = {}
+# gdb's name for each architecture (``set architecture``), by ELF machine name.
+_GDB_ARCH = {"x86_64": "i386:x86-64", "aarch64": "aarch64"}
+
+
+def _tool(name: str, machine: str, package: str) -> str:
+    """The host's ``name`` if it reads ``machine`` binaries, else its cross or
+    multiarch variant."""
+    if machine == platform.machine():
+        candidates = [name]
+    else:
+        candidates = [f"{machine}-linux-gnu-{name}", f"{name}-multiarch"]
+    for cand in candidates:
+        if shutil.which(cand):
+            return cand
+    raise HarnessError(f"no {' or '.join(candidates)} for {machine}: install {package}")
 
 
 def symbol_address(vmlinux: Union[str, Path], name: str) -> int:
@@ -27,7 +47,8 @@ def symbol_address(vmlinux: Union[str, Path], name: str) -> int:
     vmlinux = str(vmlinux)
     key = (vmlinux, os.stat(vmlinux).st_mtime)
     if key not in _nm_cache:
-        out = subprocess.run(["nm", "--defined-only", vmlinux], check=True,
+        nm = _tool("nm", elf_machine(vmlinux) or platform.machine(), "binutils-aarch64-linux-gnu")
+        out = subprocess.run([nm, "--defined-only", vmlinux], check=True,
                              capture_output=True, text=True).stdout
         _nm_cache[key] = {f[2]: int(f[0], 16) for f in map(str.split, out.splitlines())
                           if len(f) == 3 and f[1] in "tT"}
@@ -39,12 +60,20 @@ def symbol_address(vmlinux: Union[str, Path], name: str) -> int:
 
 class GdbStub:
     """An interactive ``gdb`` connected to ``host:port``; the guest is stopped
-    once connected (use :meth:`cont`)."""
+    once connected (use :meth:`cont`).
+
+    :param machine: the guest's architecture, ``x86_64`` or ``aarch64``
+        (``gdb-multiarch`` for a foreign one).
+    """
 
     def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 60.0,
-                 log_path: Optional[Union[str, Path]] = None) -> None:
+                 log_path: Optional[Union[str, Path]] = None,
+                 machine: str = "x86_64") -> None:
+        if machine not in _GDB_ARCH:
+            raise HarnessError(f"no gdb architecture known for {machine!r}")
+        gdb = "gdb" if machine == platform.machine() else _tool("gdb", machine, "gdb-multiarch")
         env = dict(os.environ, TERM="dumb")
-        self._gdb = pexpect.spawn("gdb", ["-nx", "-q"], env=env, encoding="utf-8",
+        self._gdb = pexpect.spawn(gdb, ["-nx", "-q"], env=env, encoding="utf-8",
                                   codec_errors="replace", echo=False)
         self._log = open(log_path, "w") if log_path else None
         self._gdb.logfile_read = self._log
@@ -53,7 +82,7 @@ class GdbStub:
         try:
             self._expect(_PROMPT, timeout, "gdb did not start")
             for setting in ("style enabled off", "pagination off", "confirm off",
-                            "width 0", "height 0", "architecture i386:x86-64"):
+                            "width 0", "height 0", f"architecture {_GDB_ARCH[machine]}"):
                 self.cmd(f"set {setting}")
             out = self.cmd(f"target remote {host}:{port}", timeout)
             if "Remote debugging using" not in out:

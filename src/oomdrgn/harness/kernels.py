@@ -3,10 +3,10 @@
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Tuple
+from typing import Dict, Optional, Tuple
 
-__all__ = ["KERNEL_NAMES", "KernelPaths", "HarnessError", "cache_dir", "kernel_paths",
-           "vm_images_dir"]
+__all__ = ["ARM64_KERNEL_NAMES", "KERNEL_NAMES", "KernelPaths", "HarnessError", "cache_dir",
+           "kernel_paths", "vm_images_dir"]
 
 
 class HarnessError(RuntimeError):
@@ -27,16 +27,23 @@ def vm_images_dir() -> Path:
     return path
 
 
-def _read_names() -> Tuple[str, ...]:
+def _read_list() -> Dict[str, str]:
+    """``{name: Debian architecture}`` from ``kernels.list`` (``name arch suite line``)."""
     try:
         text = (vm_images_dir() / "kernels.list").read_text()
     except HarnessError:
-        return ("5.10", "6.1", "6.12", "7.x")
-    return tuple(line.split()[0] for line in text.splitlines()
-                 if line.strip() and not line.startswith("#"))
+        return {"5.10": "amd64", "6.1": "amd64", "6.12": "amd64", "7.x": "amd64",
+                "6.1-arm64": "arm64", "6.12-arm64": "arm64"}
+    rows = (line.split() for line in text.splitlines()
+            if line.strip() and not line.startswith("#"))
+    return {row[0]: row[1] for row in rows}
 
 
-KERNEL_NAMES = _read_names()
+_ARCHES = _read_list()
+#: The x86-64 kernels (``amd64`` in ``kernels.list``): what ``tests/vm`` runs on.
+KERNEL_NAMES = tuple(n for n, a in _ARCHES.items() if a == "amd64")
+#: The arm64 kernels, booted under ``qemu-system-aarch64 -M virt`` (``tests/arm64``).
+ARM64_KERNEL_NAMES = tuple(n for n, a in _ARCHES.items() if a == "arm64")
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,18 @@ class KernelPaths:
     vmlinux: Path
     modules_dir: Path
     config: Path
+    #: Debian's architecture name: ``amd64`` or ``arm64``
+    arch: str = "amd64"
+    #: what QEMU's ``-kernel`` loads (the uncompressed ``Image`` on arm64)
+    boot_image: Optional[Path] = None
+    #: the guest's busybox (of the kernel's architecture) and its applet list;
+    #: ``None``: the host's ``/bin/busybox`` (amd64)
+    busybox: Optional[Path] = None
+
+    @property
+    def machine(self) -> str:
+        """The ELF/``uname -m`` name: ``x86_64`` or ``aarch64``."""
+        return {"amd64": "x86_64", "arm64": "aarch64"}[self.arch]
 
 
 def kernel_paths(name: str) -> KernelPaths:
@@ -60,6 +79,18 @@ def kernel_paths(name: str) -> KernelPaths:
     if not (kdir / "ok").is_file():
         raise HarnessError(f"kernel {name!r} is not in {kdir}: "
                            f"run vm-images/fetch-kernels.sh {name}")
+    # Directories fetched before arm64 existed have no "arch" file: amd64.
+    arch_file = kdir / "arch"
+    arch = arch_file.read_text().strip() if arch_file.is_file() else "amd64"
+    if arch not in ("amd64", "arm64"):
+        raise HarnessError(f"kernel {name!r}: unsupported architecture {arch!r}")
+    boot_image = kdir / "Image" if arch == "arm64" else kdir / "vmlinuz"
+    busybox = kdir / "busybox" if arch != "amd64" else None
+    for path in filter(None, (boot_image, busybox)):
+        if not path.is_file():
+            raise HarnessError(f"kernel {name!r}: {path} missing: "
+                               f"run vm-images/fetch-kernels.sh {name} again")
     return KernelPaths(name=name, release=(kdir / "release").read_text().strip(),
                        vmlinuz=kdir / "vmlinuz", vmlinux=kdir / "vmlinux",
-                       modules_dir=kdir / "modules", config=kdir / "config")
+                       modules_dir=kdir / "modules", config=kdir / "config", arch=arch,
+                       boot_image=boot_image, busybox=busybox)

@@ -4,6 +4,13 @@ Serial port ttyS0 carries only the kernel console (to ``console.log``); ttyS1
 carries the shell that :meth:`Guest.run` drives through pexpect. QMP serves
 status, stop/cont and dumps; a second QMP socket is left free for
 ``drgn --qemu``.
+
+arm64 kernels boot under ``qemu-system-aarch64 -M virt`` (TCG only), whose one
+serial port (PL011, ``ttyAMA0``) is the kernel console; the shell runs on a
+virtio console (``hvc0``) instead of ttyS1. The Debian arm64 cloud kernels have
+no pvpanic driver: they reboot at a panic (``panic=-1``), and QEMU turns the
+reboot into a shutdown (``-no-reboot``) and the shutdown into a pause
+(``-action shutdown=pause``), which keeps the panicked memory for the dump.
 """
 
 import os
@@ -13,6 +20,7 @@ import shutil
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Set, Union
 
@@ -27,6 +35,37 @@ __all__ = ["Guest", "strip_timestamp"]
 
 QEMU = "qemu-system-x86_64"
 BASE_APPEND = "console=ttyS0 ignore_loglevel printk.time=1 panic=-1 log_buf_len=8M"
+
+
+@dataclass(frozen=True)
+class _Machine:
+    """How QEMU boots a kernel of one architecture."""
+
+    qemu: str
+    package: str  # the Debian package with ``qemu``
+    machine: List[str]  # machine and CPU (TCG)
+    console: str  # the kernel console (``console.log``)
+    #: QEMU arguments that give the guest its shell port (the chardev ``shell``)
+    shell_device: List[str]
+    shell_tty: str  # that port in the guest
+    panic: List[str]  # how a panic stops the guest
+    panic_status: str  # QMP ``query-status`` once it did
+
+
+_MACHINES = {
+    "amd64": _Machine(
+        qemu=QEMU, package="qemu-system-x86", machine=["-accel", "tcg", "-cpu", "max"],
+        console="ttyS0", shell_device=["-serial", "chardev:shell"], shell_tty="ttyS1",
+        panic=["-device", "pvpanic", "-action", "panic=pause"], panic_status="guest-panicked"),
+    # pauth-impdef: QEMU's own pointer-authentication hash instead of QARMA,
+    # which TCG computes far more slowly (the kernel signs every return).
+    "arm64": _Machine(
+        qemu="qemu-system-aarch64", package="qemu-system-arm",
+        machine=["-M", "virt", "-accel", "tcg", "-cpu", "max,pauth-impdef=on"],
+        console="ttyAMA0",
+        shell_device=["-device", "virtio-serial-pci", "-device", "virtconsole,chardev=shell"],
+        shell_tty="hvc0", panic=["-action", "shutdown=pause"], panic_status="shutdown"),
+}
 _TIMESTAMP = re.compile(r"^\[ *\d+\.\d+\] ")
 _READY = "OOMDRGN-READY"
 
@@ -54,7 +93,7 @@ class Guest:
     :param gdb_wait: start halted (``-S``) until a debugger continues; then
         call :meth:`wait_ready` yourself.
     :param accel: ``"tcg"`` (default, or ``$OOMDRGN_ACCEL``) or ``"kvm"``
-        (refused when ``/dev/kvm`` is not usable).
+        (refused when ``/dev/kvm`` is not usable; arm64 kernels: TCG only).
     :param swap_mb: if > 0, ``/init`` sets up swap on ``/dev/zram0`` of that
         size (``oomdrgn.swap_mb=N`` on the kernel command line, needs the
         ``zram.ko`` that ``fetch-kernels.sh`` extracts); :meth:`wait_ready`
@@ -67,10 +106,11 @@ class Guest:
                  accel: Optional[str] = None, boot_timeout: float = 180.0,
                  swap_mb: int = 0) -> None:
         self.kernel = kernel_paths(kernel) if isinstance(kernel, str) else kernel
-        qemu = shutil.which(QEMU)
+        self.machine = _MACHINES[self.kernel.arch]
+        qemu = shutil.which(self.machine.qemu)
         if not qemu:
-            raise HarnessError(f"{QEMU} not found: install qemu-system-x86")
-        accel_args = self._accel_args(accel)
+            raise HarnessError(f"{self.machine.qemu} not found: install {self.machine.package}")
+        accel_args = self._accel_args(accel, self.kernel.arch)
         initrd = build_initramfs(self.kernel)
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="oomdrgn-", dir="/tmp"))
@@ -91,18 +131,21 @@ class Guest:
         self.cgroups_occupied: Set[str] = set()
         if nokaslr is None:
             nokaslr = gdb
-        cmdline = " ".join(filter(None, [BASE_APPEND, "nokaslr" if nokaslr else "",
+        base = BASE_APPEND.replace("console=ttyS0", f"console={self.machine.console}")
+        if self.machine.shell_tty != "ttyS1":
+            base += f" oomdrgn.tty={self.machine.shell_tty}"
+        cmdline = " ".join(filter(None, [base, "nokaslr" if nokaslr else "",
                                          f"oomdrgn.swap_mb={swap_mb}" if swap_mb > 0 else "",
                                          append]))
         args = [qemu, *accel_args, "-smp", str(smp), "-m", str(memory_mb),
                 "-nographic", "-monitor", "none", "-no-reboot",
-                "-kernel", str(self.kernel.vmlinuz), "-initrd", str(initrd),
-                "-append", cmdline,
+                "-kernel", str(self.kernel.boot_image or self.kernel.vmlinuz),
+                "-initrd", str(initrd), "-append", cmdline,
                 "-serial", f"file:{self.console_path}",
-                "-chardev", "stdio,id=ttyS1,signal=off", "-serial", "chardev:ttyS1",
+                "-chardev", "stdio,id=shell,signal=off", *self.machine.shell_device,
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                 "-qmp", f"unix:{self.qmp_path_for_drgn},server=on,wait=off",
-                "-device", "vmcoreinfo", "-device", "pvpanic", "-action", "panic=pause"]
+                "-device", "vmcoreinfo", *self.machine.panic]
         if gdb:
             args += ["-gdb", f"tcp:127.0.0.1:{self.gdb_port}"] + (["-S"] if gdb_wait else [])
         self.qemu_args = args
@@ -117,10 +160,16 @@ class Guest:
             raise
 
     @staticmethod
-    def _accel_args(accel: Optional[str]) -> List[str]:
+    def _accel_args(accel: Optional[str], arch: str = "amd64") -> List[str]:
+        if arch != "amd64":
+            # Another architecture is only emulated: $OOMDRGN_ACCEL (meant for
+            # the amd64 guests) does not apply, an explicit accel is refused.
+            if accel not in (None, "tcg"):
+                raise HarnessError(f"accel={accel} asked for a {arch} kernel: only tcg runs it")
+            return list(_MACHINES[arch].machine)
         accel = accel or os.environ.get("OOMDRGN_ACCEL") or "tcg"
         if accel == "tcg":
-            return ["-accel", "tcg", "-cpu", "max"]
+            return list(_MACHINES[arch].machine)
         if accel == "kvm":
             # Only on request: on some hosts /dev/kvm exists but guests die.
             if not os.access("/dev/kvm", os.R_OK | os.W_OK):
@@ -229,6 +278,16 @@ class Guest:
     def status(self) -> str:
         """QMP ``query-status``: ``running``, ``paused``, ``guest-panicked``, ``debug``..."""
         return self.qmp("query-status")["status"]
+
+    def wait_panicked(self, timeout: float = 300.0) -> None:
+        """Wait until the guest has stopped at a kernel panic (pvpanic on
+        amd64; on arm64 the panic's reboot, paused by QEMU, checked against
+        the console's ``Kernel panic`` line)."""
+        self.wait_status(self.machine.panic_status, timeout)
+        if self.machine.panic_status != "guest-panicked":
+            if not any(line.startswith("Kernel panic - not syncing")
+                       for line in self.kernel_lines()):
+                raise self._error("the guest stopped (shut down), but printed no kernel panic")
 
     def wait_status(self, status: str, timeout: float = 300.0) -> None:
         """Poll :meth:`status` until it is ``status``."""

@@ -233,7 +233,7 @@ def panic_snapshot(kernel: str, workdir: Union[str, Path, None] = None,
         guest.run("sysctl -w vm.panic_on_oom=1")
         pids = start_population(guest, population)
         pids["oomhog"] = [start_hog(guest)]
-        guest.wait_status("guest-panicked", timeout)
+        guest.wait_panicked(timeout)
         vmcores = _dump_all(guest, workdir, _formats(fmt))
         lines = guest.kernel_lines()
     return _artifacts(kernel, workdir, vmcores, lines, pids, started,
@@ -258,13 +258,15 @@ def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Seque
                  hog_cgroup: Optional[str] = None) -> Artifacts:
     started = time.monotonic()
     workdir = _workdir(workdir)
-    address = symbol_address(kernel_paths(kernel).vmlinux, KILL_FUNCTION)
-    with Guest(kernel, workdir=str(workdir), gdb=True, swap_mb=swap_mb) as guest:
+    kpaths = kernel_paths(kernel)
+    address = symbol_address(kpaths.vmlinux, KILL_FUNCTION)
+    with Guest(kpaths, workdir=str(workdir), gdb=True, swap_mb=swap_mb) as guest:
         if memcg_limits is not None:
             guest.run("sysctl -w vm.panic_on_oom=0")
             setup_cgroups(guest, [m.cgroup for m in population] + [hog_cgroup], memcg_limits)
         pids = start_population(guest, population, cpu=cpu)
-        with GdbStub(guest.gdb_port, log_path=workdir / "gdb.log") as gdb:
+        with GdbStub(guest.gdb_port, log_path=workdir / "gdb.log",
+                     machine=kpaths.machine) as gdb:
             gdb.hbreak(address)
             gdb.cont()
             pids["oomhog"] = [start_hog(guest, cpu=cpu, cgroup=hog_cgroup)]
@@ -318,7 +320,7 @@ def memcg_panic(kernel: str, workdir: Union[str, Path, None] = None,
         setup_cgroups(guest, [m.cgroup for m in population] + [hog_cgroup], limits)
         pids = start_population(guest, population, cpu=cpu)
         pids["oomhog"] = [start_hog(guest, cpu=cpu, cgroup=hog_cgroup)]
-        guest.wait_status("guest-panicked", timeout)
+        guest.wait_panicked(timeout)
         vmcores = _dump_all(guest, workdir, _formats(fmt))
         lines = guest.kernel_lines()
     art = _artifacts(kernel, workdir, vmcores, lines, pids, started,
