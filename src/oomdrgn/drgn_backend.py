@@ -126,7 +126,7 @@ class DrgnReader:
             except FaultError as e:
                 raise ReadError(f"task {task:#x}: signal unreadable: {e}") from None
             first = None
-        return list_entries(head, fast.thread_node_off, fast.memory.read_word, "thread",
+        return list_entries(head, fast.thread_node_off, fast.thread_link, "thread",
                             _FAULTS, first)
 
     def find_task(self, pid: int) -> Optional[int]:
@@ -361,7 +361,7 @@ class _FastLayout:
                                        linear=None if live else linear_map(prog))
         self.task_r = StructReader(prog, "struct task_struct", [
             "pid", "tgid", "comm", "flags", "real_cred", "signal", "mm", "vfork_done",
-            "real_parent", "tasks.next"], mem)
+            "real_parent", "thread_node.next", "tasks.next"], mem)
         self.tasks_off = offsetof(prog.type("struct task_struct"), "tasks")
         # (task, its task_r values) of the task the process walk stands on.
         self.walked = (0, ())
@@ -419,11 +419,19 @@ class _FastLayout:
         self.walked = (task, values)
         return nxt
 
+    def thread_link(self, node: int) -> int:
+        """The link of a thread list's *node*: from the task the process walk
+        stands on if it is that task's (no second read of it), else read."""
+        task, values = self.walked
+        if values and node == (task + self.thread_node_off) & _MASK64:
+            return values[-2]
+        return self.memory.read_word(node)
+
     def task(self, task: int) -> TaskRecord:
         walked, values = self.walked
         if walked != task or not values:
             values = self.task_r.read(task)
-        pid, tgid, comm, flags, cred, signal, mm, vfork_done, parent, _ = values
+        pid, tgid, comm, flags, cred, signal, mm, vfork_done, parent, _, _ = values
         adj, oom_mm, oom_flag_origin, first = self.signal_r.read(signal)
         self.last_thread_head = (task, signal + self.thread_head_off, first)
         memory = self.memory

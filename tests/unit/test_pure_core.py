@@ -5,7 +5,7 @@ import sys
 
 CORE = ["cformat", "report", "eras", "model", "mmcounters", "kernelinfo", "codescan",
         "elffile", "oom", "commands", "errors", "badness", "decision", "logparse",
-        "logreport", "report_commands", "klist"]
+        "logreport", "report_commands", "klist", "diskdump"]
 
 
 def test_core_imports_without_drgn_or_gdb():
