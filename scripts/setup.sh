@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up on Debian 12 as root: apt packages, the venv (.venv) with
-# oomdrgn installed editable, and the Debian cloud kernels (four amd64, two arm64)
-# in the user cache.
+# oomdrgn installed editable, and the Debian kernels (four amd64 and two arm64
+# cloud kernels, one arm64 kernel with 16 KiB pages) in the user cache.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Fetch Debian cloud kernels (vmlinuz, debug vmlinux, a few modules) into the user
+# Fetch Debian kernels (vmlinuz, debug vmlinux, a few modules) into the user
 # cache, through a private apt configuration (the system's sources are not touched).
 # Usage: vm-images/fetch-kernels.sh [NAME...]   (names from vm-images/kernels.list)
+# The flavour is Debian's (linux-image-<flavour> names the current ABI):
+# cloud-ARCH unless the kernels.list row names another before its apt line.
 # Kernels of another architecture (arm64) come through the same configuration
 # with APT::Architecture=arm64, with that architecture's busybox-static beside
 # them (the guest's userland cannot come from the host).
@@ -130,9 +132,11 @@ fetch_busybox() {
 }
 
 fetch_one() {
-  local name=$1 arch=$2 suite=$3 line=$4
+  local name=$1 arch=$2 suite=$3 flavour=$4 line=$5
   local kdir="$cache/kernels/$name"
-  if [ -f "$kdir/ok" ] && [ "$(cat "$kdir/ok")" = "$CACHE_VERSION" ]; then
+  # Directories fetched before flavours existed have no "flavour" file: cloud.
+  if [ -f "$kdir/ok" ] && [ "$(cat "$kdir/ok")" = "$CACHE_VERSION" ] &&
+     [ "$(cat "$kdir/flavour" 2>/dev/null || echo "cloud-$arch")" = "$flavour" ]; then
     log "$name: cached ($(cat "$kdir/release"))"; return
   fi
   # The host's binutils read only its own architecture's ELF files.
@@ -155,11 +159,12 @@ fetch_one() {
               -o Acquire::Languages=none -o APT::Sandbox::User=root)
   log "$name: apt update ($suite)"
   apt-get "${opts[@]}" -q update >&2
-  # The metapackage names the current ABI: linux-image-cloud-ARCH -> linux-image-<abi>-cloud-ARCH.
+  # The metapackage names the current ABI: linux-image-FLAVOUR -> linux-image-<abi>-FLAVOUR
+  # (cloud-arm64: linux-image-6.12.117+deb13-cloud-arm64; arm64-16k: ...+deb13-arm64-16k).
   local img
-  img=$(apt-cache "${opts[@]}" depends "linux-image-cloud-$arch" 2>/dev/null \
-        | awk -v re="^linux-image-[0-9].*-cloud-$arch\$" '/Depends:/ && $2 ~ re {print $2; exit}')
-  [ -n "$img" ] || { log "$name: no linux-image-*-cloud-$arch in $suite"; return 1; }
+  img=$(apt-cache "${opts[@]}" depends "linux-image-$flavour" 2>/dev/null \
+        | awk -v re="^linux-image-[0-9].*-$flavour\$" '/Depends:/ && $2 ~ re {print $2; exit}')
+  [ -n "$img" ] || { log "$name: no linux-image-*-$flavour in $suite"; return 1; }
   local abi=${img#linux-image-}
   # sid splits the kernel into linux-binary-*/linux-modules-*/...: take the image
   # package and every linux-* package it depends on directly.
@@ -212,6 +217,7 @@ fetch_one() {
   echo "$abi" > "$kdir.tmp/release"
   echo "$suite" > "$kdir.tmp/suite"
   echo "$arch" > "$kdir.tmp/arch"
+  echo "$flavour" > "$kdir.tmp/flavour"
   echo "$CACHE_VERSION" > "$kdir.tmp/ok"
   # Swap the directories with the shortest window possible for concurrent readers.
   rm -rf "$kdir.old"
@@ -223,5 +229,12 @@ fetch_one() {
 while read -r name arch suite line; do
   case $name in ''|'#'*) continue;; esac
   if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " == *" $name "* ]]; then continue; fi
-  fetch_one "$name" "$arch" "$suite" "$line"
+  # An optional flavour column before the apt line ("deb ..."): cloud-ARCH by default.
+  flavour=cloud-$arch
+  case $line in
+    deb\ *) ;;
+    *) flavour=${line%%[[:space:]]*}
+       line=${line#"$flavour"}; line=${line#"${line%%[![:space:]]*}"};;
+  esac
+  fetch_one "$name" "$arch" "$suite" "$flavour" "$line"
 done < "$here/kernels.list"

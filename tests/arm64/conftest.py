@@ -24,7 +24,8 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session", params=ARM64_KERNEL_NAMES)
 def arm64_kernel(request):
-    """One of the Debian arm64 cloud kernels (6.1-arm64, 6.12-arm64)."""
+    """One of the Debian arm64 kernels (6.1-arm64, 6.12-arm64: cloud, 4 KiB
+    pages; 6.12-arm64-16k: 16 KiB pages)."""
     kernel = kernel_paths(request.param)
     assert kernel.arch == "arm64", kernel
     return kernel

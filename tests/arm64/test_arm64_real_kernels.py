@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from oomdrgn.diskdump import DiskDump, block_size_mismatch
 from oomdrgn.elffile import elf_machine
 
 from ..vm.oracle import FORMATS, run_oomdrgn
@@ -28,7 +29,8 @@ def _summary_pid(art):
 
 def test_kernel_is_arm64(arm64_kernel):
     assert elf_machine(str(arm64_kernel.vmlinux)) == "aarch64"
-    assert arm64_kernel.release.endswith("-cloud-arm64")
+    assert arm64_kernel.release.endswith("-" + arm64_kernel.flavour)
+    assert arm64_kernel.flavour in ("cloud-arm64", "arm64-16k")
 
 
 def test_panic_was_on_arm64(arm64_kernel, arm64_panic):
@@ -38,6 +40,24 @@ def test_panic_was_on_arm64(arm64_kernel, arm64_panic):
     assert arm64_kernel.release in text
     assert any(l.startswith("Kernel panic - not syncing: Out of memory")
                for l in arm64_panic.console_lines)
+
+
+def test_page_size_is_the_kernels(arm64_kernel, arm64_killed):
+    # 6.12-arm64-16k: 16 KiB pages, so K(x) = x << 4 in the kill line. QEMU 7.2
+    # still writes 64 KiB blocks: diskdump.py reads them, not libkdumpfile.
+    config = arm64_kernel.config.read_text()
+    kib = int(re.search(r"^CONFIG_ARM64_(4|16|64)K_PAGES=y$", config, re.M).group(1))
+    assert (kib == 16) == arm64_kernel.flavour.endswith("-16k")
+    dump = DiskDump(str(arm64_killed.vmcores["kdump-zlib"]))
+    try:
+        assert dump.page_size == kib * 1024
+        sizes = (dump.block_size, dump.page_size)
+        assert block_size_mismatch(dump.path) == (sizes if sizes[0] != sizes[1] else None)
+    finally:
+        dump.close()
+    values = re.findall(r"(?:total-vm|anon-rss|file-rss|shmem-rss):(\d+)kB",
+                        arm64_killed.kill_line)
+    assert len(values) == 4 and all(int(v) % kib == 0 for v in values), arm64_killed.kill_line
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -91,7 +111,8 @@ def test_memcg_table_is_the_kernels(arm64_kernel, arm64_memcg_panicked, fmt):
 
 @pytest.mark.parametrize("fraction", [0.001, 0.5])
 def test_truncated_kdump(arm64_kernel, arm64_panic, tmp_path, fraction):
-    # oomdrgn reads these 64 KiB-block files itself: damage ends in one line too.
+    # oomdrgn reads these 64 KiB-block files itself (4 or 16 KiB pages): damage
+    # ends in one line too.
     data = arm64_panic.vmcores["kdump-zlib"].read_bytes()
     cut = tmp_path / "vmcore.cut"
     cut.write_bytes(data[:int(len(data) * fraction)])

@@ -1,5 +1,5 @@
 """oomdrgn.diskdump on small kdump files written here (no QEMU): the reader
-behind QEMU's aarch64 kdump-zlib dumps (64 KiB blocks, 4 KiB kernel pages)."""
+behind QEMU's aarch64 kdump-zlib dumps (64 KiB blocks, 4 or 16 KiB kernel pages)."""
 
 import struct
 import zlib
@@ -42,15 +42,16 @@ def _block(pfn, size):
     return bytes((pfn * 7 + i) & 0xff for i in range(size))
 
 
+@pytest.mark.parametrize("page_size", [4096, 16384])
 @pytest.mark.parametrize("compress", [True, False])
-def test_reads_across_64k_blocks(tmp_path, compress):
+def test_reads_across_64k_blocks(tmp_path, compress, page_size):
     bs = 65536
     blocks = {pfn: _block(pfn, bs) for pfn in (0x4000, 0x4001, 0x4003)}
     path = tmp_path / "vmcore"
-    write_kdump(path, blocks, bs, max_mapnr=0x5000, compress=compress)
-    assert block_size_mismatch(str(path)) == (65536, 4096)
+    write_kdump(path, blocks, bs, max_mapnr=0x5000, page_size=page_size, compress=compress)
+    assert block_size_mismatch(str(path)) == (65536, page_size)
     dump = DiskDump(str(path))
-    assert dump.page_size == 4096 and dump.phys_base == 0x40000000
+    assert dump.page_size == page_size and dump.phys_base == 0x40000000
     start = 0x4000 * bs + bs - 100
     assert dump.read(start, 300) == blocks[0x4000][-100:] + blocks[0x4001][:200]
     with pytest.raises(LookupError):
@@ -60,9 +61,10 @@ def test_reads_across_64k_blocks(tmp_path, compress):
     dump.close()
 
 
-def test_same_sizes_are_left_to_libkdumpfile(tmp_path):
+@pytest.mark.parametrize("size", [4096, 16384, 65536])
+def test_same_sizes_are_left_to_libkdumpfile(tmp_path, size):
     path = tmp_path / "vmcore"
-    write_kdump(path, {1: _block(1, 4096)}, 4096, max_mapnr=16)
+    write_kdump(path, {1: _block(1, size)}, size, max_mapnr=16, page_size=size)
     assert block_size_mismatch(str(path)) is None
 
 

@@ -28,12 +28,13 @@ def vm_images_dir() -> Path:
 
 
 def _read_list() -> Dict[str, str]:
-    """``{name: Debian architecture}`` from ``kernels.list`` (``name arch suite line``)."""
+    """``{name: Debian architecture}`` from ``kernels.list`` (``name arch suite
+    [flavour] line``)."""
     try:
         text = (vm_images_dir() / "kernels.list").read_text()
     except HarnessError:
         return {"5.10": "amd64", "6.1": "amd64", "6.12": "amd64", "7.x": "amd64",
-                "6.1-arm64": "arm64", "6.12-arm64": "arm64"}
+                "6.1-arm64": "arm64", "6.12-arm64": "arm64", "6.12-arm64-16k": "arm64"}
     rows = (line.split() for line in text.splitlines()
             if line.strip() and not line.startswith("#"))
     return {row[0]: row[1] for row in rows}
@@ -42,13 +43,14 @@ def _read_list() -> Dict[str, str]:
 _ARCHES = _read_list()
 #: The x86-64 kernels (``amd64`` in ``kernels.list``): what ``tests/vm`` runs on.
 KERNEL_NAMES = tuple(n for n, a in _ARCHES.items() if a == "amd64")
-#: The arm64 kernels, booted under ``qemu-system-aarch64 -M virt`` (``tests/arm64``).
+#: The arm64 kernels, booted under ``qemu-system-aarch64 -M virt`` (``tests/arm64``):
+#: cloud kernels (4 KiB pages) and ``6.12-arm64-16k`` (16 KiB pages).
 ARM64_KERNEL_NAMES = tuple(n for n, a in _ARCHES.items() if a == "arm64")
 
 
 @dataclass(frozen=True)
 class KernelPaths:
-    """One fetched Debian cloud kernel."""
+    """One fetched Debian kernel."""
 
     name: str
     release: str
@@ -63,6 +65,9 @@ class KernelPaths:
     #: the guest's busybox (of the kernel's architecture) and its applet list;
     #: ``None``: the host's ``/bin/busybox`` (amd64)
     busybox: Optional[Path] = None
+    #: Debian's flavour, the release's suffix: ``cloud-amd64``, ``cloud-arm64``,
+    #: ``arm64-16k``
+    flavour: str = "cloud-amd64"
 
     @property
     def machine(self) -> str:
@@ -86,6 +91,10 @@ def kernel_paths(name: str) -> KernelPaths:
         raise HarnessError(f"kernel {name!r}: unsupported architecture {arch!r}")
     boot_image = kdir / "Image" if arch == "arm64" else kdir / "vmlinuz"
     busybox = kdir / "busybox" if arch != "amd64" else None
+    # Directories fetched before flavours existed have no "flavour" file: cloud.
+    flavour_file = kdir / "flavour"
+    flavour = (flavour_file.read_text().strip() if flavour_file.is_file()
+               else f"cloud-{arch}")
     for path in filter(None, (boot_image, busybox)):
         if not path.is_file():
             raise HarnessError(f"kernel {name!r}: {path} missing: "
@@ -93,4 +102,4 @@ def kernel_paths(name: str) -> KernelPaths:
     return KernelPaths(name=name, release=(kdir / "release").read_text().strip(),
                        vmlinuz=kdir / "vmlinuz", vmlinux=kdir / "vmlinux",
                        modules_dir=kdir / "modules", config=kdir / "config", arch=arch,
-                       boot_image=boot_image, busybox=busybox)
+                       boot_image=boot_image, busybox=busybox, flavour=flavour)

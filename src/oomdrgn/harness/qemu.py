@@ -7,10 +7,10 @@ status, stop/cont and dumps; a second QMP socket is left free for
 
 arm64 kernels boot under ``qemu-system-aarch64 -M virt`` (TCG only), whose one
 serial port (PL011, ``ttyAMA0``) is the kernel console; the shell runs on a
-virtio console (``hvc0``) instead of ttyS1. The Debian arm64 cloud kernels have
-no pvpanic driver: they reboot at a panic (``panic=-1``), and QEMU turns the
-reboot into a shutdown (``-no-reboot``) and the shutdown into a pause
-(``-action shutdown=pause``), which keeps the panicked memory for the dump.
+virtio console (``hvc0``) instead of ttyS1. Debian's arm64 kernels (cloud and
+16 KiB-page) have no pvpanic driver: they reboot at a panic (``panic=-1``), and
+QEMU turns the reboot into a shutdown (``-no-reboot``) and the shutdown into a
+pause (``-action shutdown=pause``), which keeps the panicked memory for the dump.
 """
 
 import os
