@@ -1,7 +1,7 @@
 """drgn backend: turns a :class:`drgn.Program`'s kernel objects into plain records."""
 
 from operator import itemgetter
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional
 
 from drgn import (FaultError, Object, ObjectAbsentError, Program, ProgramFlags, TypeKind,
                   offsetof)
@@ -17,7 +17,7 @@ from .klist import list_entries
 from .kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
 from .mmcounters import per_cpu_ptrs, s32
 from .model import MemcgRecord, MmRecord, RawCounter, TaskRecord, VmTotals
-from .oom import ReadError, TargetError
+from .oom import ReadError, TargetError, task_that_hit_the_oom
 
 __all__ = ["DrgnReader", "gather_evidence"]
 
@@ -238,16 +238,24 @@ class DrgnReader:
                         vm_swappiness=self.prog["vm_swappiness"].value_())
 
     def current_task(self) -> Optional[int]:
-        """The task on the panicking CPU, else the only busy CPU's task."""
+        """The panicking CPU's task, else the busy CPU whose stack passes
+        through the OOM killer (from the dump's saved registers), else the only
+        busy CPU's (see :func:`oomdrgn.oom.task_that_hit_the_oom`)."""
         try:
             cpu = self.prog["panic_cpu"].counter.value_()
         except (LookupError, AttributeError):
             cpu = -1
         if cpu >= 0:
-            return cpu_curr(self.prog, cpu).value_()
+            return task_that_hit_the_oom(cpu_curr(self.prog, cpu).value_(), None, [])
         busy = [cpu_curr(self.prog, c) for c in for_each_online_cpu(self.prog)]
-        busy = [t.value_() for t in busy if t.pid.value_() != 0]
-        return busy[0] if len(busy) == 1 else None
+        return task_that_hit_the_oom(None, None, [(t.value_(), self._stack_names(t))
+                                                  for t in busy if t.pid.value_() != 0])
+
+    def _stack_names(self, task: Object) -> Optional[List[str]]:
+        try:
+            return [frame.name for frame in self.prog.stack_trace(task) if frame.name]
+        except (LookupError, ValueError, FaultError, NotImplementedError):
+            return None
 
     def _task_cgroup(self, task: int, subsys: str) -> Optional[Object]:
         try:

@@ -27,7 +27,7 @@ from .kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
 from .klist import list_entries
 from .mmcounters import per_cpu_ptrs
 from .model import MmRecord, RawCounter, TaskRecord, VmTotals
-from .oom import ReadError, TargetError
+from .oom import ReadError, TargetError, task_that_hit_the_oom
 
 __all__ = ["GdbReader", "KaslrError", "gather_evidence", "kernel_symbol_file",
            "symbols_match", "percpu_symbols_match", "find_kaslr_offset", "elf_symbols",
@@ -647,19 +647,38 @@ class GdbReader:
         return int(gdb.Value(rq).cast(gdb.lookup_type("struct rq").pointer()).dereference()["curr"])
 
     def current_task(self) -> Optional[int]:
-        """The task on the panicking CPU, else the only busy CPU's task."""
+        """The panicking CPU's task, else the task of the vCPU GDB stopped
+        (its stack holds ``$sp``: the one that hit the breakpoint), else the
+        only busy CPU's (see :func:`oomdrgn.oom.task_that_hit_the_oom`)."""
         try:
             try:
                 cpu = int(_lookup("panic_cpu").value()["counter"])
             except (AttributeError, gdb.error):
                 cpu = -1
             if cpu >= 0:
-                return self._cpu_curr(cpu)
+                return task_that_hit_the_oom(self._cpu_curr(cpu), None, [])
             busy = [self._cpu_curr(c) for c in self._cpus("__cpu_online_mask")]
             busy = [t for t in busy if self.task_pid(t) != 0]
-            return busy[0] if len(busy) == 1 else None
+            return task_that_hit_the_oom(None, self._stopped_task(busy),
+                                         [(t, None) for t in busy])
         except gdb.MemoryError as e:
             raise ReadError(f"runqueues unreadable: {e}") from None
+
+    def _stopped_task(self, tasks: List[int]) -> Optional[int]:
+        """Which of *tasks* runs on the selected vCPU: the one whose kernel
+        stack (``task->stack``, ``sizeof(union thread_union)``) holds ``$sp``."""
+        if _user_mode():
+            return None
+        try:
+            sp = int(gdb.parse_and_eval("$sp")) & _MASK64
+            size = gdb.lookup_type("union thread_union").sizeof
+        except gdb.error:
+            return None
+        for t in tasks:
+            stack = int(self._task(t)["stack"]) & _MASK64
+            if stack <= sp < stack + size:
+                return t
+        return None
 
     def _task_cgroup(self, task: int, subsys: str) -> Optional[gdb.Value]:
         ssid = _constant(f"{subsys}_cgrp_id")

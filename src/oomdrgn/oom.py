@@ -5,7 +5,7 @@ This mirrors ``mm/oom_kill.c``: ``for_each_process``, ``oom_unkillable_task``,
 walks lists and reads records; the order and the rules are here, once.
 """
 
-from typing import Iterator, List, Optional, Protocol, Union
+from typing import Iterator, List, Optional, Protocol, Sequence, Tuple, Union
 
 from .kernelinfo import KernelInfo
 from .mmcounters import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES,
@@ -63,7 +63,7 @@ class Reader(Protocol):
         """``mem_cgroup_scan_tasks()`` order: the memcg subtree pre-order, leaders."""
 
     def current_task(self) -> Optional[int]:
-        """The task that hit the OOM: the panicking CPU's, else the only busy one."""
+        """The task that hit the OOM (see :func:`task_that_hit_the_oom`)."""
 
     def cgroup_path(self, task: int, subsys: str) -> Optional[str]:
         """``task_cgroup(task, <subsys>_cgrp_id)``'s path (None: no such controller)."""
@@ -73,6 +73,34 @@ class Reader(Protocol):
 
     def mems_allowed(self, task: int) -> List[int]:
         """Node ids set in ``task->mems_allowed``."""
+
+
+# mm/oom_kill.c functions on the way from a failed allocation to the kill.
+OOM_PATH = frozenset({"out_of_memory", "mem_cgroup_out_of_memory", "oom_kill_process",
+                      "__oom_kill_process", "dump_header", "select_bad_process",
+                      "oom_evaluate_task", "dump_tasks", "dump_task"})
+
+
+def task_that_hit_the_oom(panicking: Optional[int], stopped: Optional[int],
+                          busy: Sequence[Tuple[int, Optional[Sequence[str]]]]) -> Optional[int]:
+    """``current`` of the OOM, from what the target shows.
+
+    :param panicking: the panicking CPU's task, if the kernel panicked;
+    :param stopped: the task of the CPU a debugger stopped (the one that hit
+        its breakpoint);
+    :param busy: per CPU not idle: its task and the function names on that
+        task's stack (None where the stack cannot be read).
+    :returns: the first of: *panicking*, *stopped*, the busy task whose stack
+        passes through the OOM killer (if just one), the only busy task; else None.
+    """
+    if panicking is not None:
+        return panicking
+    if stopped is not None:
+        return stopped
+    in_oom = [t for t, names in busy if names is not None and OOM_PATH.intersection(names)]
+    if len(in_oom) == 1:
+        return in_oom[0]
+    return busy[0][0] if len(busy) == 1 else None
 
 
 def oom_unkillable_task(t: TaskRecord) -> bool:
