@@ -6,7 +6,6 @@ temporary directory removed as soon as that kernel's tests are done.
 """
 
 import shutil
-import tempfile
 
 import pytest
 
@@ -14,7 +13,7 @@ from oomdrgn.harness import ARM64_KERNEL_NAMES, kernel_paths, kill_moment, panic
 from oomdrgn.harness.scenarios import memcg_panic
 
 from ..vm.conftest import KILL_POPULATION
-from ..vm.oracle import FORMATS
+from ..vm.oracle import scenario as _scenario
 
 
 def pytest_configure(config):
@@ -29,16 +28,6 @@ def arm64_kernel(request):
     kernel = kernel_paths(request.param)
     assert kernel.arch == "arm64", kernel
     return kernel
-
-
-def _scenario(fn, kernel, **kw):
-    workdir = tempfile.mkdtemp(prefix=f"oomdrgn-test-{fn.__name__}-{kernel.name}-", dir="/tmp")
-    try:
-        art = fn(kernel.name, workdir, fmt=FORMATS, **kw)
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    return art
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 from oomdrgn.diskdump import DiskDump, block_size_mismatch
 from oomdrgn.elffile import elf_machine
 
-from ..vm.oracle import FORMATS, run_oomdrgn
+from ..vm.oracle import FORMATS, check_fast_path, run_oomdrgn
 
 # One scenario is 15-25 s under TCG; the first test of each fixture pays for it.
 pytestmark = [pytest.mark.vm, pytest.mark.arm64, pytest.mark.timeout(300)]
@@ -124,20 +124,4 @@ def test_truncated_kdump(arm64_kernel, arm64_panic, tmp_path, fraction):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_fast_path_reads_what_drgn_objects_read(arm64_kernel, arm64_killed, fmt):
-    """Raw reads (direct-map blocks by physical address, arm64's linear map
-    from drgn's phys_to_virt) give the records drgn Objects give."""
-    from oomdrgn.drgn_backend import DrgnReader
-    from oomdrgn.drgn_program import open_program
-    prog = open_program(core=str(arm64_killed.vmcores[fmt]), vmlinux=[str(arm64_kernel.vmlinux)])
-    reader = DrgnReader(prog)
-    percpu = reader.info.counter_layout == "percpu"
-    seen = 0
-    for p in reader.processes():
-        for t in reader.threads(p):
-            assert reader.task(t) == reader.task_slow(t)
-            mm = reader.task(t).mm
-            if mm:
-                assert reader.mm(mm, percpu) == reader.mm_slow(mm, percpu)
-                seen += 1
-    assert seen > 10
-    assert reader._fast.memory.linear is not None and reader._fast.memory._checked
+    check_fast_path(arm64_killed.vmcores[fmt], arm64_kernel.vmlinux, percpu=True)

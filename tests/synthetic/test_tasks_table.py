@@ -64,7 +64,6 @@ def test_rows_in_task_list_order_and_skips(name):
 
 @pytest.mark.parametrize("name", LAYOUT_NAMES)
 def test_leader_exited_row_comes_from_first_thread_with_mm(name):
-    layout = LAYOUTS[name]
     _, lines = _table(name)
     (row,) = [l for l in lines if l.rstrip().endswith(" worker")]
     fields = row.split("]", 1)[1].split()
@@ -76,7 +75,6 @@ def test_leader_exited_row_comes_from_first_thread_with_mm(name):
 
 @pytest.mark.parametrize("name", LAYOUT_NAMES)
 def test_invalid_uid_prints_minus_one(name):
-    layout = LAYOUTS[name]
     _, lines = _table(name)
     (row,) = [l for l in lines if l.rstrip().endswith(" nobody")]
     assert row.split("]", 1)[1].split()[0] == "-1"

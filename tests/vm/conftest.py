@@ -12,7 +12,7 @@ import pytest
 from oomdrgn.harness import KERNEL_NAMES, Member, kernel_paths, kill_moment, panic_snapshot
 from oomdrgn.harness.scenarios import idle_scores, memcg_kill_moment, memcg_panic
 
-from .oracle import FORMATS
+from .oracle import scenario as _scenario
 
 # The kill-moment population differs from the default: its would-be victim
 # (highest oom_score_adj) is a multi-threaded process whose leader has exited,
@@ -31,16 +31,6 @@ KILL_POPULATION = (
 def kernel(request):
     """One of the four Debian kernels (5.10, 6.1, 6.12, 7.x)."""
     return kernel_paths(request.param)
-
-
-def _scenario(fn, kernel, **kw):
-    workdir = tempfile.mkdtemp(prefix=f"oomdrgn-test-{fn.__name__}-{kernel.name}-", dir="/tmp")
-    try:
-        art = fn(kernel.name, workdir, fmt=FORMATS, **kw)
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    return art
 
 
 @pytest.fixture(scope="session")

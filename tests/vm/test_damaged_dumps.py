@@ -1,10 +1,7 @@
 """Damaged real dumps and live failures: never a traceback, never a silent wrong row."""
 
-import os
 import re
-import socket
 import subprocess
-import threading
 
 import pytest
 

@@ -13,9 +13,8 @@ import tempfile
 
 import pytest
 
-from oomdrgn.harness.scenarios import (IDLE_POPULATION, MEMCG_POPULATION, SWAP_POPULATION,
-                                       idle_scores, memcg_kill_moment, memcg_panic,
-                                       panic_snapshot, sysrq_table)
+from oomdrgn.harness.scenarios import (IDLE_POPULATION, SWAP_POPULATION, panic_snapshot,
+                                       sysrq_table)
 
 pytestmark = pytest.mark.vm
 

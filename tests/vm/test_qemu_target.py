@@ -1,6 +1,5 @@
 """``oomdrgn --qemu``: a running QEMU guest read over QMP, then the kernel's own view."""
 
-import re
 import shutil
 import tempfile
 

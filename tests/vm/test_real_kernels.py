@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from .oracle import FORMATS, run_oomdrgn
+from .oracle import FORMATS, check_fast_path, run_oomdrgn
 
 pytestmark = pytest.mark.vm
 
@@ -74,24 +74,6 @@ def test_rules_named_on_stderr(kernel, panic):
 
 
 @pytest.mark.parametrize("percpu", [False, True])
-@pytest.mark.parametrize("fmt", ["elf", "kdump-zlib"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_fast_path_reads_what_drgn_objects_read(kernel, killed, percpu, fmt):
-    """The fast path (raw reads, direct-map blocks read by physical address)
-    gives the records drgn Objects give, in both dump formats."""
-    from oomdrgn.drgn_backend import DrgnReader
-    from oomdrgn.drgn_program import open_program
-    prog = open_program(core=str(killed.vmcores[fmt]), vmlinux=[str(kernel.vmlinux)])
-    reader = DrgnReader(prog)
-    if percpu and reader.info.counter_layout != "percpu":
-        percpu = False  # atomic counters have no per-CPU part
-    seen = 0
-    for p in reader.processes():
-        for t in reader.threads(p):
-            assert reader.task(t) == reader.task_slow(t)
-            mm = reader.task(t).mm
-            if mm:
-                assert reader.mm(mm, percpu) == reader.mm_slow(mm, percpu)
-                seen += 1
-    assert seen > 10
-    # The direct map was read by physical address and agreed with drgn's reading.
-    assert reader._fast.memory.linear is not None and reader._fast.memory._checked
+    check_fast_path(killed.vmcores[fmt], kernel.vmlinux, percpu)

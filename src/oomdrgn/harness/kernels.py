@@ -3,7 +3,7 @@
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 __all__ = ["ARM64_KERNEL_NAMES", "KERNEL_NAMES", "KernelPaths", "HarnessError", "cache_dir",
            "kernel_paths", "vm_images_dir"]
