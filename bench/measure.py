@@ -52,7 +52,7 @@ def plain_loop(prog) -> int:
 
 def main() -> int:
     mode, target = sys.argv[1], sys.argv[2:]
-    from oomdrgn.drgn_program import open_program
+    from oomdrgn.drgn.program import open_program
     if target[0] == "--qemu":
         prog = open_program(qemu=target[1], vmlinux=[target[2]])
     else:
@@ -63,8 +63,8 @@ def main() -> int:
     prog.type("struct mm_struct")
     from drgn.commands import run_command
 
-    from oomdrgn.drgn_backend import DrgnReader
-    from oomdrgn.oom import dump_tasks, format_dump_tasks
+    from oomdrgn.drgn.backend import DrgnReader
+    from oomdrgn.core.oom import dump_tasks, format_dump_tasks
     rows = 0
     setup = 0.0
     t0 = time.perf_counter()

@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from oomdrgn.harness import Guest, Member, kernel_paths, start_population  # noqa: E402
+from oomdrgn.testing.harness import Guest, Member, kernel_paths, start_population  # noqa: E402
 
 MODES = ("load", "oomdrgn", "crash-ps", "loop")
 

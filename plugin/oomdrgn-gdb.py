@@ -39,7 +39,7 @@ def _load() -> None:
             raise gdb.GdbError(f"oomdrgn-gdb: cannot import oomdrgn (looked in {src}, "
                                f"sys.path and {root}/.venv): install it or keep this "
                                "file in its checkout") from None
-    import oomdrgn.gdb_commands  # noqa: F401  (registers the commands)
+    import oomdrgn.gdb.command  # noqa: F401  (registers the commands)
 
 
 _load()

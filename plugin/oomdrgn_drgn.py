@@ -11,4 +11,4 @@ _src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 if os.path.isdir(os.path.join(_src, "oomdrgn")) and _src not in sys.path:
     sys.path.insert(0, os.path.abspath(_src))
 
-import oomdrgn.drgn_commands  # noqa: E402,F401  (registers %oom)
+import oomdrgn.drgn.command  # noqa: E402,F401  (registers %oom)

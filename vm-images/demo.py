@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-from oomdrgn.harness import KERNEL_NAMES, kernel_paths, kill_moment  # noqa: E402
+from oomdrgn.testing.harness import KERNEL_NAMES, kernel_paths, kill_moment  # noqa: E402
 
 
 def _oomdrgn(*args):

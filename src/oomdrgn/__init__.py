@@ -11,29 +11,29 @@ __all__ = ["tasks_table", "task_rows", "kill_line", "kernel_info"]
 
 
 def _reader(prog, counter_rule=None):
-    from .drgn_commands import reader_for
+    from .drgn.command import reader_for
     return reader_for(prog, counter_rule)
 
 
 def task_rows(prog, counter_rule=None):
-    """``dump_tasks()`` rows (:class:`oomdrgn.model.Row`) of a ``drgn.Program``."""
-    from .oom import dump_tasks
+    """``dump_tasks()`` rows (:class:`oomdrgn.core.model.Row`) of a ``drgn.Program``."""
+    from .core.oom import dump_tasks
     return dump_tasks(_reader(prog, counter_rule))
 
 
 def tasks_table(prog, counter_rule=None) -> str:
     """The ``dump_tasks()`` block exactly as the target kernel prints it."""
-    from .oom import dump_tasks, format_dump_tasks
+    from .core.oom import dump_tasks, format_dump_tasks
     reader = _reader(prog, counter_rule)
     return format_dump_tasks(reader, dump_tasks(reader))
 
 
 def kill_line(prog, pid: int, memcg: bool = False, counter_rule=None) -> str:
     """The ``Out of memory: Killed process`` line if *pid* were the victim."""
-    from .oom import oom_kill_line
+    from .core.oom import oom_kill_line
     return oom_kill_line(_reader(prog, counter_rule), pid, memcg)
 
 
 def kernel_info(prog, counter_rule=None):
-    """The detected formats and counter rules (:class:`oomdrgn.kernelinfo.KernelInfo`)."""
+    """The detected formats and counter rules (:class:`oomdrgn.core.kernelinfo.KernelInfo`)."""
     return _reader(prog, counter_rule).info

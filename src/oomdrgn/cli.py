@@ -5,8 +5,8 @@ import logging
 import sys
 from typing import List, Optional
 
-from .commands import add_rule_argument, add_subcommands, run_command
-from .errors import EXIT_INTERNAL, OomdrgnError
+from .commands.subcommands import add_rule_argument, add_subcommands, run_command
+from .core.errors import EXIT_INTERNAL, OomdrgnError
 
 __all__ = ["main", "build_parser"]
 
@@ -44,8 +44,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "parse":  # a plain log file: no target
             status = run_command(None, args, sys.stdout)
         else:
-            from .drgn_program import open_program
-            from .drgn_commands import reader_for
+            from .drgn.program import open_program
+            from .drgn.command import reader_for
             prog = open_program(core=args.core, kcore=args.kernel, qemu=args.qemu,
                                 vmlinux=args.symbols, timeout=args.timeout)
             reader = reader_for(prog, args.counter_rule)

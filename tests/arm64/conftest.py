@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from oomdrgn.harness import ARM64_KERNEL_NAMES, kernel_paths, kill_moment, panic_snapshot
-from oomdrgn.harness.scenarios import memcg_panic
+from oomdrgn.testing.harness import ARM64_KERNEL_NAMES, kernel_paths, kill_moment, panic_snapshot
+from oomdrgn.testing.harness.scenarios import memcg_panic
 
 from ..vm.conftest import KILL_POPULATION
 from ..vm.oracle import scenario as _scenario

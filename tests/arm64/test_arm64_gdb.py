@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from oomdrgn.harness import Guest, kill_line, oom_table, start_hog, start_population
+from oomdrgn.testing.harness import Guest, kill_line, oom_table, start_hog, start_population
 
 from ..vm.gdbsession import GdbSession
 from ..vm.test_gdb import GDB_POPULATION

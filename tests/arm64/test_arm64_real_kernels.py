@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from oomdrgn.diskdump import DiskDump, block_size_mismatch
-from oomdrgn.elffile import elf_machine
+from oomdrgn.core.diskdump import DiskDump, block_size_mismatch
+from oomdrgn.core.elffile import elf_machine
 
 from ..vm.oracle import FORMATS, check_fast_path, run_oomdrgn
 

@@ -1,4 +1,4 @@
-"""oomdrgn.diskdump on small kdump files written here (no QEMU): the reader
+"""oomdrgn.core.diskdump on small kdump files written here (no QEMU): the reader
 behind QEMU's aarch64 kdump-zlib dumps (64 KiB blocks, 4 or 16 KiB kernel pages)."""
 
 import struct
@@ -6,7 +6,7 @@ import zlib
 
 import pytest
 
-from oomdrgn.diskdump import DiskDump, DiskDumpError, block_size_mismatch
+from oomdrgn.core.diskdump import DiskDump, DiskDumpError, block_size_mismatch
 
 
 def write_kdump(path, blocks, block_size, max_mapnr, page_size=4096, compress=True):

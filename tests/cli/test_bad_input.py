@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from oomdrgn import errors
+from oomdrgn.core import errors
 
 
 def oomdrgn(*args, user=None):

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 
-from oomdrgn import errors
+from oomdrgn.core import errors
 
 
 def oomdrgn(*args, timeout=120):

@@ -11,11 +11,11 @@ Per kernel (one QEMU at a time, a few minutes in all under TCG):
     guest (global OOMs until the hog itself is killed), with the oom_reaper's
     lines. The population includes a process whose comm has spaces.
 ``<kernel>-panic.log``
-    The console of :func:`oomdrgn.harness.panic_snapshot` (``vm.panic_on_oom=1``):
+    The console of :func:`oomdrgn.testing.harness.panic_snapshot` (``vm.panic_on_oom=1``):
     a report cut short by the panic (no summary, no kill line).
 ``<kernel>-printk-caller.log``
     The printk buffer of that panic's vmcore, rendered by
-    :func:`oomdrgn.printk.kernel_log_lines` with the caller ids the kernel saved
+    :func:`oomdrgn.drgn.printk.kernel_log_lines` with the caller ids the kernel saved
     (``[    8.406107][  T195] ...``, as a ``CONFIG_PRINTK_CALLER`` console prints them;
     the Debian kernels do not set that option, so their own consoles cannot show it).
 
@@ -31,9 +31,9 @@ import time
 from pathlib import Path
 from typing import List, Sequence
 
-from oomdrgn.harness import (DEFAULT_POPULATION, KERNEL_NAMES, Guest, Member, kernel_paths,
+from oomdrgn.testing.harness import (DEFAULT_POPULATION, KERNEL_NAMES, Guest, Member, kernel_paths,
                              open_vmcore, panic_snapshot, start_hog, start_population)
-from oomdrgn.printk import kernel_log_lines
+from oomdrgn.drgn.printk import kernel_log_lines
 
 LOGS = Path(__file__).resolve().parent / "logs"
 CONTEXT = 3  # unrelated lines kept before the first and after the last OOM line

@@ -25,7 +25,7 @@ from drgn import (Architecture, FindObjectFlags, Object, Platform, PlatformFlags
                   Symbol, SymbolBinding, SymbolIndex, SymbolKind, Type, TypeEnumerator,
                   TypeKind, TypeMember, alignof, sizeof)
 
-from oomdrgn.report import KILL_FORMATS, TABLE_FORMATS
+from oomdrgn.core.formats import KILL_FORMATS, TABLE_FORMATS
 
 __all__ = ["Layout", "LAYOUTS", "LAYOUT_NAMES", "Thread", "Mm", "Process", "Cpus", "build",
            "PF_KTHREAD", "PF_WQ_WORKER", "PF_EXITING", "UNMAPPED"]

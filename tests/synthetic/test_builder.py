@@ -5,7 +5,7 @@ from drgn import TypeKind, offsetof, sizeof
 from drgn.helpers.linux.cpumask import for_each_online_cpu, for_each_possible_cpu
 from drgn.helpers.linux.list import list_for_each_entry
 
-from oomdrgn.report import KILL_FORMATS, TABLE_FORMATS
+from oomdrgn.core.formats import KILL_FORMATS, TABLE_FORMATS
 
 from .kernel import LAYOUT_NAMES, LAYOUTS, Cpus, build
 from .kernel_rules import CPUS, standard_processes

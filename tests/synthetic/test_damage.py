@@ -7,10 +7,10 @@ import json
 import pytest
 
 import oomdrgn
-from oomdrgn.commands import run_command
-from oomdrgn.drgn_commands import reader_for
-from oomdrgn.errors import EXIT_PARTIAL, OomdrgnError
-from oomdrgn.oom import ReadError, TargetError
+from oomdrgn.commands.subcommands import run_command
+from oomdrgn.drgn.command import reader_for
+from oomdrgn.core.errors import EXIT_PARTIAL, OomdrgnError
+from oomdrgn.core.oom import ReadError, TargetError
 
 from .kernel import LAYOUT_NAMES, LAYOUTS, Mm, Process, Thread, build
 from .kernel_rules import CPUS, expected_table_rows, standard_processes

@@ -3,7 +3,7 @@
 import pytest
 
 import oomdrgn
-from oomdrgn.errors import OomdrgnError
+from oomdrgn.core.errors import OomdrgnError
 
 from .kernel import LAYOUT_NAMES, LAYOUTS, build
 from .kernel_rules import CPUS, kernel_counter, standard_processes

@@ -3,7 +3,7 @@
 import pytest
 
 import oomdrgn
-from oomdrgn.oom import TargetError
+from oomdrgn.core.oom import TargetError
 
 from .kernel import LAYOUT_NAMES, LAYOUTS, build
 from .kernel_rules import CPUS, expected_kill_line, standard_processes

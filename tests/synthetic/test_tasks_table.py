@@ -3,7 +3,7 @@
 import pytest
 
 import oomdrgn
-from oomdrgn.report import TABLE_FORMATS
+from oomdrgn.core.formats import TABLE_FORMATS
 
 from .kernel import LAYOUT_NAMES, LAYOUTS, PF_KTHREAD, build
 from .kernel_rules import CPUS, INVALID_UID, expected_rows, expected_table_rows, standard_processes

@@ -1,7 +1,7 @@
 """oom_badness() arithmetic, from the kernel's C, on hand-made records."""
 
-from oomdrgn.badness import LONG_MIN, MMF_OOM_SKIP, badness_points, proc_oom_score
-from oomdrgn.model import MmRecord, RawCounter, TaskRecord
+from oomdrgn.core.badness import LONG_MIN, MMF_OOM_SKIP, badness_points, proc_oom_score
+from oomdrgn.core.model import MmRecord, RawCounter, TaskRecord
 
 TOTAL = 262_144  # 1 GiB of 4 KiB pages
 

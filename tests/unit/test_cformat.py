@@ -1,4 +1,4 @@
-from oomdrgn.cformat import cformat, ctype_cast
+from oomdrgn.core.cformat import cformat, ctype_cast
 
 
 def test_unsigned_of_negative_wraps_like_c():
@@ -29,14 +29,14 @@ ROW = "[%7d] %5d %7d %8lu %8lu %8ld %8lu         %5hd %s\n"
 
 
 def test_cformat_many_equals_one_call_per_row():
-    from oomdrgn.cformat import cformat_many
+    from oomdrgn.core.cformat import cformat_many
     rows = [(1, 0, 1, 100, 2, 4096, 0, 0, "init"),
             (4242, 1000, 4242, 5000, 300, 40960, 7, -1000, "oom victim")]
     assert cformat_many(ROW, rows) == "".join(cformat(ROW, r) for r in rows)
 
 
 def test_cformat_many_wraps_out_of_range_values():
-    from oomdrgn.cformat import cformat_many
+    from oomdrgn.core.cformat import cformat_many
     # uid (kuid_t)-1 printed with %5d, a garbage negative total_vm with %8lu,
     # a short that overflows: the batched path must not print them raw.
     rows = [(2, 0xFFFFFFFF, 2, -1, 0, 0, 0, 0x18000, "x"), (3, 0, 3, 1, 1, 1, 1, 1, "y")]
@@ -46,7 +46,7 @@ def test_cformat_many_wraps_out_of_range_values():
 
 
 def test_cformat_many_edge_cases():
-    from oomdrgn.cformat import cformat_many
+    from oomdrgn.core.cformat import cformat_many
     assert cformat_many(ROW, []) == ""
     try:
         cformat_many(ROW, [(1, 2)])

@@ -1,4 +1,4 @@
-from oomdrgn.codescan import calls_target
+from oomdrgn.core.codescan import calls_target
 
 
 def test_x86_call_rel32_found():

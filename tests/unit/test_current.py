@@ -1,6 +1,6 @@
 """task_that_hit_the_oom(): which task was ``current`` when the OOM killer ran."""
 
-from oomdrgn.oom import task_that_hit_the_oom
+from oomdrgn.core.oom import task_that_hit_the_oom
 
 OOM_STACK = ["__oom_kill_process", "oom_kill_process", "out_of_memory",
              "__alloc_pages_slowpath", "handle_mm_fault"]

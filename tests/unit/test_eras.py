@@ -1,5 +1,5 @@
-from oomdrgn.eras import detect_eras
-from oomdrgn.report import KILL_FORMATS, TABLE_FORMATS
+from oomdrgn.core.eras import detect_eras
+from oomdrgn.core.formats import KILL_FORMATS, TABLE_FORMATS
 
 
 def _rodata(table, kill):

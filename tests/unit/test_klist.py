@@ -2,8 +2,8 @@
 
 import pytest
 
-from oomdrgn.klist import list_entries
-from oomdrgn.oom import ReadError
+from oomdrgn.core.klist import list_entries
+from oomdrgn.core.oom import ReadError
 
 
 class Fault(Exception):

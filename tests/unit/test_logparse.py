@@ -17,13 +17,13 @@ import sys
 
 import pytest
 
-from oomdrgn.errors import EXIT_QUERY, EXIT_TARGET, OomdrgnError
-from oomdrgn.eras import kill_format
-from oomdrgn.harness.qemu import strip_timestamp
-from oomdrgn.harness.scenarios import oom_table, summary_line
-from oomdrgn.logparse import parse_lines, parse_log, report_as_dict, split_prefix
-from oomdrgn.report import format_kill_line, format_row
-from oomdrgn.report_commands import rerender, run_report
+from oomdrgn.core.errors import EXIT_QUERY, EXIT_TARGET, OomdrgnError
+from oomdrgn.core.eras import kill_format
+from oomdrgn.testing.harness.qemu import strip_timestamp
+from oomdrgn.testing.harness.scenarios import oom_table, summary_line
+from oomdrgn.core.logparse import parse_lines, parse_log, report_as_dict, split_prefix
+from oomdrgn.core.formats import format_kill_line, format_row
+from oomdrgn.commands.reports import rerender, run_report
 
 LOGS = pathlib.Path(__file__).parent.parent / "data" / "logs"
 KERNELS = {"5.10": "T3", "6.1": "T3", "6.12": "T4", "7.x": "T4"}  # table era each prints
@@ -462,7 +462,7 @@ def test_core_modules_import_without_drgn():
             "        if name.split('.')[0] in ('drgn', '_drgn', 'gdb'):\n"
             "            raise ImportError('blocked: ' + name)\n"
             "sys.meta_path.insert(0, Block())\n"
-            "import oomdrgn.logparse, oomdrgn.logreport, oomdrgn.report_commands\n"
+            "import oomdrgn.core.logparse, oomdrgn.core.logcompare, oomdrgn.commands.reports\n"
             "print('ok')\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
@@ -477,7 +477,7 @@ ALREADY_EXITING = "%s: OOM victim %d (%s) is already exiting. Skip killing the t
 
 
 def test_unable_to_reap_and_already_exiting():
-    from oomdrgn.cformat import cformat
+    from oomdrgn.core.cformat import cformat
     lines = lines_of("6.12-oom.log")
     r = parse_log(read("6.12-oom.log"))[1]
     v = r.kill.victim

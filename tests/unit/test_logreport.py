@@ -12,12 +12,12 @@ import pathlib
 
 import pytest
 
-from oomdrgn.errors import EXIT_USAGE, OomdrgnError
-from oomdrgn.logparse import parse_log
-from oomdrgn.logreport import (STATUSES, compare_report, compare_rows, comparison_as_dict,
+from oomdrgn.core.errors import EXIT_USAGE, OomdrgnError
+from oomdrgn.core.logparse import parse_log
+from oomdrgn.core.logcompare import (STATUSES, compare_report, compare_rows, comparison_as_dict,
                                format_comparison, oom_memcg)
-from oomdrgn.model import ReadFailure
-from oomdrgn.report_commands import run_report
+from oomdrgn.core.model import ReadFailure
+from oomdrgn.commands.reports import run_report
 
 LOGS = pathlib.Path(__file__).parent.parent / "data" / "logs"
 KERNELS = ("5.10", "6.1", "6.12", "7.x")
@@ -174,9 +174,9 @@ def test_report_command_needs_a_target():
 
 
 def test_report_command_uses_the_memcgs_table_when_it_can(monkeypatch):
-    import oomdrgn.decision
-    from oomdrgn.oom import TargetError
-    from oomdrgn.report_commands import _compare
+    import oomdrgn.core.decision
+    from oomdrgn.core.oom import TargetError
+    from oomdrgn.commands.reports import _compare
 
     memcg, first, _ = reports("6.12")
     scoped = [r for r in first.table.rows if r.name.startswith("cg-")]
@@ -185,13 +185,13 @@ def test_report_command_uses_the_memcgs_table_when_it_can(monkeypatch):
     def fake(reader, path):
         asked.append(path)
         return scoped
-    monkeypatch.setattr(oomdrgn.decision, "memcg_dump_tasks", fake)
+    monkeypatch.setattr(oomdrgn.core.decision, "memcg_dump_tasks", fake)
     cmp = _compare(None, memcg, list(first.table.rows))
     assert asked == ["/oomtest"] and "table of memcg /oomtest" in cmp.note
 
     def gone(reader, path):
         raise TargetError(f"no cgroup {path!r} in the default hierarchy")
-    monkeypatch.setattr(oomdrgn.decision, "memcg_dump_tasks", gone)
+    monkeypatch.setattr(oomdrgn.core.decision, "memcg_dump_tasks", gone)
     cmp = _compare(None, memcg, list(first.table.rows))
     assert cmp.memcg and "no cgroup '/oomtest'" in cmp.note
     # A global report never asks for a memcg.

@@ -1,8 +1,8 @@
 import pytest
 
-from oomdrgn.mmcounters import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
+from oomdrgn.core.mmcounters import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS,
                                 get_mm_counter, get_mm_rss)
-from oomdrgn.model import MmRecord, RawCounter
+from oomdrgn.core.model import MmRecord, RawCounter
 
 
 def _mm(*counters):

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from oomdrgn.eras import kill_format, table_format
-from oomdrgn.model import Row, Victim
-from oomdrgn.report import format_kill_line, format_row, format_table
+from oomdrgn.core.eras import kill_format, table_format
+from oomdrgn.core.model import Row, Victim
+from oomdrgn.core.formats import format_kill_line, format_row, format_table
 
 DATA = pathlib.Path(__file__).parent.parent / "data" / "reference-lines.txt"
 

@@ -9,8 +9,8 @@ import tempfile
 
 import pytest
 
-from oomdrgn.harness import KERNEL_NAMES, Member, kernel_paths, kill_moment, panic_snapshot
-from oomdrgn.harness.scenarios import idle_scores, memcg_kill_moment, memcg_panic
+from oomdrgn.testing.harness import KERNEL_NAMES, Member, kernel_paths, kill_moment, panic_snapshot
+from oomdrgn.testing.harness.scenarios import idle_scores, memcg_kill_moment, memcg_panic
 
 from .oracle import scenario as _scenario
 

@@ -13,8 +13,8 @@ from drgn import Object, offsetof
 from drgn.helpers.linux.mm import follow_phys
 from drgn.helpers.linux.pid import find_task
 
-from oomdrgn.drgn_program import open_program
-from oomdrgn.elffile import load_segments
+from oomdrgn.drgn.program import open_program
+from oomdrgn.core.elffile import load_segments
 
 GARBAGE = 0xFFFFDEAD00000000  # canonical kernel address, never mapped
 

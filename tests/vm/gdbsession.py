@@ -7,7 +7,7 @@ from typing import Optional, Union
 
 import pexpect
 
-from oomdrgn.harness import HarnessError
+from oomdrgn.testing.harness import HarnessError
 
 PLUGIN = Path(__file__).resolve().parents[2] / "plugin" / "oomdrgn-gdb.py"
 PROMPT = r"\(gdb\) "

@@ -21,8 +21,8 @@ def check_fast_path(vmcore, vmlinux, percpu: bool) -> None:
     """oomdrgn's fast path (raw reads; direct-map blocks read by physical
     address) gives, for every thread of every process in *vmcore*, the records
     drgn Objects give (``task_slow``/``mm_slow``)."""
-    from oomdrgn.drgn_backend import DrgnReader
-    from oomdrgn.drgn_program import open_program
+    from oomdrgn.drgn.backend import DrgnReader
+    from oomdrgn.drgn.program import open_program
     reader = DrgnReader(open_program(core=str(vmcore), vmlinux=[str(vmlinux)]))
     if reader.info.counter_layout != "percpu":
         percpu = False  # atomic counters have no per-CPU part

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from oomdrgn import errors
+from oomdrgn.core import errors
 
 from .damage import GARBAGE, Corpus
 from .oracle import run_oomdrgn

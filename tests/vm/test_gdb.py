@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from oomdrgn.harness import (KERNEL_NAMES, Guest, Member, kernel_paths, kill_line, oom_table,
+from oomdrgn.testing.harness import (KERNEL_NAMES, Guest, Member, kernel_paths, kill_line, oom_table,
                              start_hog, start_population, summary_line)
 
 from .gdbsession import PLUGIN, GdbSession

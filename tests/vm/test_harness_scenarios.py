@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from oomdrgn.harness.scenarios import (IDLE_POPULATION, SWAP_POPULATION, panic_snapshot,
+from oomdrgn.testing.harness.scenarios import (IDLE_POPULATION, SWAP_POPULATION, panic_snapshot,
                                        sysrq_table)
 
 pytestmark = pytest.mark.vm

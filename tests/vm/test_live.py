@@ -1,6 +1,6 @@
 """oomdrgn run as root inside each real Debian kernel, on the live kernel (``-k``).
 
-One boot per kernel (:class:`oomdrgn.harness.liveguest.LiveGuest`: a Debian
+One boot per kernel (:class:`oomdrgn.testing.harness.liveguest.LiveGuest`: a Debian
 bookworm root with python3, drgn and the current oomdrgn; the debug vmlinux
 where ``linux-image-<release>-dbg`` puts it; no ``-s`` anywhere). The fixture
 :func:`live` runs every step in a fixed order, closes the guest, then the tests
@@ -39,11 +39,11 @@ from typing import Dict, List
 
 import pytest
 
-from oomdrgn.harness import HarnessError
+from oomdrgn.testing.harness import HarnessError
 
-from oomdrgn.harness import KERNEL_NAMES, Member, kernel_paths, start_population
-from oomdrgn.harness.liveguest import GuestResult, LiveGuest
-from oomdrgn.harness.scenarios import kill_line, oom_table
+from oomdrgn.testing.harness import KERNEL_NAMES, Member, kernel_paths, start_population
+from oomdrgn.testing.harness.liveguest import GuestResult, LiveGuest
+from oomdrgn.testing.harness.scenarios import kill_line, oom_table
 
 pytestmark = pytest.mark.vm
 

@@ -5,9 +5,9 @@ import tempfile
 
 import pytest
 
-from oomdrgn.harness import start_population
+from oomdrgn.testing.harness import start_population
 from oomdrgn.testing import OomGuest
-from oomdrgn.harness.scenarios import kill_line, oom_table
+from oomdrgn.testing.harness.scenarios import kill_line, oom_table
 
 from .conftest import KILL_POPULATION
 from .oracle import run_oomdrgn

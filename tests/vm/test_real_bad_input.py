@@ -2,8 +2,8 @@
 
 import pytest
 
-from oomdrgn import errors
-from oomdrgn.harness import KERNEL_NAMES, kernel_paths
+from oomdrgn.core import errors
+from oomdrgn.testing.harness import KERNEL_NAMES, kernel_paths
 
 from .oracle import run_oomdrgn
 

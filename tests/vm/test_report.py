@@ -10,11 +10,11 @@ import json
 
 import pytest
 
-from oomdrgn.drgn_commands import reader_for
-from oomdrgn.drgn_program import open_program
-from oomdrgn.logparse import parse_lines, parse_log
-from oomdrgn.printk import kernel_log_lines
-from oomdrgn.report_commands import rerender, run_report
+from oomdrgn.drgn.command import reader_for
+from oomdrgn.drgn.program import open_program
+from oomdrgn.core.logparse import parse_lines, parse_log
+from oomdrgn.drgn.printk import kernel_log_lines
+from oomdrgn.commands.reports import rerender, run_report
 
 from .oracle import FORMATS
 

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from oomdrgn.harness import Member, kernel_paths, sysrq_table
+from oomdrgn.testing.harness import Member, kernel_paths, sysrq_table
 
 from .oracle import run_oomdrgn
 

@@ -13,7 +13,7 @@
 #   OOMDRGN_CACHE         cache root (default ~/.cache/oomdrgn): debootstrap's .debs are
 #                         kept in $OOMDRGN_CACHE/rootfs/debs for the next rebuild
 # Needs root (debootstrap chroots), debootstrap, e2fsprogs >= 1.43 (mkfs.ext4 -d).
-# Normally run through `python -m oomdrgn.harness.rootfs`, which names OUT by a
+# Normally run through `python -m oomdrgn.testing.harness.rootfs`, which names OUT by a
 # hash of the inputs and skips the build when that image exists.
 set -euo pipefail
 out=${1:?usage: build-rootfs.sh OUT.ext4}

@@ -15,7 +15,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import pexpect
 
-from ..elffile import elf_machine
+from ...core.elffile import elf_machine
 from .kernels import HarnessError
 
 __all__ = ["GdbStub", "symbol_address"]

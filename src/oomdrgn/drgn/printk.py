@@ -6,7 +6,7 @@ every line with the record's timestamp, as ``printk.c``'s
 
     [    8.406107] oom-kill:constraint=CONSTRAINT_NONE,...
 
-:mod:`oomdrgn.logparse` reads these lines like any other log.
+:mod:`oomdrgn.core.logparse` reads these lines like any other log.
 """
 
 from typing import List

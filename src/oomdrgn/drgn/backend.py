@@ -11,13 +11,13 @@ from drgn.helpers.linux.mm import totalram_pages
 from drgn.helpers.linux.pid import find_task
 from drgn.helpers.linux.sched import cpu_curr
 
-from .drgn_layout import BlockCache, StructReader, linear_map
-from .elffile import read_section
-from .klist import list_entries
-from .kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
-from .mmcounters import per_cpu_ptrs, s32
-from .model import MemcgRecord, MmRecord, RawCounter, TaskRecord, VmTotals
-from .oom import ReadError, TargetError, task_that_hit_the_oom
+from .layout import BlockCache, StructReader, linear_map
+from ..core.elffile import read_section
+from ..core.klist import list_entries
+from ..core.kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
+from ..core.mmcounters import per_cpu_ptrs, s32
+from ..core.model import MemcgRecord, MmRecord, RawCounter, TaskRecord, VmTotals
+from ..core.oom import ReadError, TargetError, task_that_hit_the_oom
 
 __all__ = ["DrgnReader", "gather_evidence"]
 
@@ -52,7 +52,7 @@ def _rodata(prog: Program) -> Optional[bytes]:
 
 
 def _calls_sum(prog: Program, func: str) -> Optional[bool]:
-    from .codescan import calls_target
+    from ..core.codescan import calls_target
     try:
         sym = prog.symbol(func)
         target = prog.symbol("__percpu_counter_sum").address
@@ -64,7 +64,7 @@ def _calls_sum(prog: Program, func: str) -> Optional[bool]:
 
 
 def gather_evidence(prog: Program) -> Evidence:
-    """Read what :func:`oomdrgn.kernelinfo.decide` needs from *prog*."""
+    """Read what :func:`oomdrgn.core.kernelinfo.decide` needs from *prog*."""
     mm_type = prog.type("struct mm_struct")
     rss_stat = mm_type.member("rss_stat").type
     # Since Linux kernel commit f1a7941243c1 ("mm: convert mm's rss stats into
@@ -90,7 +90,7 @@ def gather_evidence(prog: Program) -> Evidence:
 
 
 class DrgnReader:
-    """:class:`oomdrgn.oom.Reader` over a drgn program."""
+    """:class:`oomdrgn.core.oom.Reader` over a drgn program."""
 
     def __init__(self, prog: Program, counter_rule: Optional[str] = None,
                  info: Optional[KernelInfo] = None) -> None:
@@ -240,7 +240,7 @@ class DrgnReader:
     def current_task(self) -> Optional[int]:
         """The panicking CPU's task, else the busy CPU whose stack passes
         through the OOM killer (from the dump's saved registers), else the only
-        busy CPU's (see :func:`oomdrgn.oom.task_that_hit_the_oom`)."""
+        busy CPU's (see :func:`oomdrgn.core.oom.task_that_hit_the_oom`)."""
         try:
             cpu = self.prog["panic_cpu"].counter.value_()
         except (LookupError, AttributeError):

@@ -1,7 +1,7 @@
 """A guest in which oomdrgn itself runs as root, on the live kernel (``-k``).
 
-:class:`LiveGuest` is a :class:`~oomdrgn.harness.qemu.Guest` whose userland is
-a Debian root (see :mod:`oomdrgn.harness.rootfs`) rather than busybox: python3,
+:class:`LiveGuest` is a :class:`~oomdrgn.testing.harness.qemu.Guest` whose userland is
+a Debian root (see :mod:`oomdrgn.testing.harness.rootfs`) rather than busybox: python3,
 drgn and the current oomdrgn are installed in it, the debug vmlinux sits at
 ``/usr/lib/debug/boot/vmlinux-<release>`` as ``linux-image-<release>-dbg``
 installs it, so ``oomdrgn -k tasks`` runs as a user would run it, with no ``-s``.

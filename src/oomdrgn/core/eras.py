@@ -8,7 +8,7 @@ Finding the exact format bytes there names the era without a version string.
 from dataclasses import dataclass
 from typing import Optional
 
-from .report import KILL_FORMATS, TABLE_FORMATS, KillFormat, TableFormat
+from .formats import KILL_FORMATS, TABLE_FORMATS, KillFormat, TableFormat
 
 __all__ = ["Eras", "detect_eras", "table_format", "kill_format"]
 

@@ -10,7 +10,7 @@ make it happen, and read what the kernel printed.
         event = g.trigger_oom(cgroup="app/hog")
         assert event.victim_pid == batch
 
-The pytest plugin (:mod:`oomdrgn.pytest_plugin`) hands such guests to tests.
+The pytest plugin (:mod:`oomdrgn.testing.pytest_plugin`) hands such guests to tests.
 """
 
 import time
@@ -39,7 +39,7 @@ class OomGuest:
     """A real Debian kernel under QEMU (TCG), ready for OOM experiments.
 
     :param kernel: ``5.10``, ``6.1``, ``6.12``, ``7.x`` (``vm-images/kernels.list``)
-        or a :class:`oomdrgn.harness.KernelPaths` for any vmlinuz + debug vmlinux
+        or a :class:`oomdrgn.testing.harness.KernelPaths` for any vmlinuz + debug vmlinux
     """
 
     def __init__(self, kernel="6.12", *, memory_mb: int = 256, swap_mb: int = 0, smp: int = 2,
@@ -77,13 +77,13 @@ class OomGuest:
     def program(self):
         """A drgn Program of the guest over its own QMP socket."""
         if self._prog is None:
-            from .drgn_program import open_program
+            from ..drgn.program import open_program
             self._prog = open_program(qemu=str(self.guest.qmp_path_for_drgn),
                                       vmlinux=[str(self.kernel.vmlinux)])
         return self._prog
 
     def _ask(self, fn):
-        from .drgn_commands import reader_for
+        from ..drgn.command import reader_for
         prog = self.program()
         self.guest.stop()
         try:
@@ -93,24 +93,24 @@ class OomGuest:
 
     def tasks(self, memcg: Optional[str] = None) -> str:
         """The table an OOM (global, or in *memcg*) would print now."""
-        from .decision import memcg_dump_tasks
-        from .oom import dump_tasks, format_dump_tasks
+        from ..core.decision import memcg_dump_tasks
+        from ..core.oom import dump_tasks, format_dump_tasks
         return self._ask(lambda r: format_dump_tasks(
             r, memcg_dump_tasks(r, memcg) if memcg else dump_tasks(r)))
 
     def victim(self, memcg: Optional[str] = None):
-        """:class:`oomdrgn.model.Selection`: whom ``select_bad_process()`` would kill now."""
-        from .decision import select_bad_process
+        """:class:`oomdrgn.core.model.Selection`: whom ``select_bad_process()`` would kill now."""
+        from ..core.decision import select_bad_process
         return self._ask(lambda r: select_bad_process(r, memcg))
 
     def scores(self) -> dict:
         """``{pid: /proc/PID/oom_score}`` as oomdrgn computes it."""
-        from .decision import oom_scores
+        from ..core.decision import oom_scores
         return self._ask(lambda r: {pid: s for pid, _, s in oom_scores(r)})
 
     def kill_line(self, pid: int, memcg: bool = False) -> str:
         """The line the kernel would print if *pid* were killed now."""
-        from .oom import oom_kill_line
+        from ..core.oom import oom_kill_line
         return self._ask(lambda r: oom_kill_line(r, pid, memcg))
 
     # Making it happen --------------------------------------------------------
@@ -135,8 +135,8 @@ class OomGuest:
                         table_lines=oom_table(lines), victim_pid=pid, lines=lines)
 
     def kernel_reports(self):
-        """Every OOM report on the console, parsed (:func:`oomdrgn.logparse.parse_log`)."""
-        from .logparse import parse_log
+        """Every OOM report on the console, parsed (:func:`oomdrgn.core.logparse.parse_log`)."""
+        from ..core.logparse import parse_log
         return parse_log(self.guest.console_text())
 
     # Lifecycle ---------------------------------------------------------------

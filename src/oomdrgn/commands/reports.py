@@ -1,7 +1,7 @@
 """The ``report`` and ``parse`` subcommands: OOM reports read back from kernel logs.
 
 * ``report``: every OOM report in the target's printk buffer, its table set
-  beside the rows :func:`oomdrgn.oom.dump_tasks` recomputes now from memory.
+  beside the rows :func:`oomdrgn.core.oom.dump_tasks` recomputes now from memory.
 * ``parse FILE``: a plain dmesg/journal text file, no target: per report the
   invoking task, table era, rows, victim, and the table and kill line
   re-rendered with oomdrgn's own formats (they must equal the log's lines).
@@ -14,12 +14,12 @@ import json
 import sys
 from typing import Any, Optional, TextIO
 
-from .eras import kill_format
-from .errors import EXIT_PARTIAL, EXIT_PERMISSION, EXIT_QUERY, EXIT_TARGET, EXIT_USAGE, OomdrgnError
-from .logparse import LogLine, OomReport, parse_lines, parse_log, report_as_dict
-from .logreport import compare_report, comparison_as_dict, format_comparison, oom_memcg
-from .model import ReadFailure
-from .report import format_kill_line, format_row, format_table
+from ..core.eras import kill_format
+from ..core.errors import EXIT_PARTIAL, EXIT_PERMISSION, EXIT_QUERY, EXIT_TARGET, EXIT_USAGE, OomdrgnError
+from ..core.logparse import LogLine, OomReport, parse_lines, parse_log, report_as_dict
+from ..core.logcompare import compare_report, comparison_as_dict, format_comparison, oom_memcg
+from ..core.model import ReadFailure
+from ..core.formats import format_kill_line, format_row, format_table
 
 __all__ = ["REPORT_COMMANDS", "add_report_subcommands", "run_report", "rerender",
            "describe_report"]
@@ -186,8 +186,8 @@ def _compare(reader: Any, report: OomReport, current: list):
     if path is None:
         return compare_report(report, current, why_global="the log does not name the memcg"
                               if report.memcg else None)
-    from .decision import memcg_dump_tasks
-    from .oom import TargetError
+    from ..core.decision import memcg_dump_tasks
+    from ..core.oom import TargetError
     try:
         return compare_report(report, memcg_dump_tasks(reader, path), current_memcg=path)
     except (TargetError, AttributeError, LookupError, ValueError) as e:
@@ -198,8 +198,8 @@ def _report(reader: Any, prog: Any, args: argparse.Namespace, out: TextIO) -> in
     if prog is None or reader is None:
         raise OomdrgnError("report reads the target's kernel log: it needs a drgn target",
                            EXIT_USAGE)
-    from .oom import dump_tasks
-    from .printk import kernel_log_lines  # imports drgn
+    from ..core.oom import dump_tasks
+    from ..drgn.printk import kernel_log_lines  # imports drgn
 
     reports = parse_lines(kernel_log_lines(prog))
     if not reports:
@@ -233,7 +233,7 @@ def run_report(reader: Optional[Any], prog: Optional[Any], args: argparse.Namesp
                out: TextIO) -> int:
     """Run ``report`` or ``parse``; returns the exit status.
 
-    :param reader: an :class:`oomdrgn.oom.Reader` of the target (``report`` only)
+    :param reader: an :class:`oomdrgn.core.oom.Reader` of the target (``report`` only)
     :param prog: the target's ``drgn.Program`` (``report`` only: its printk buffer)
     """
     if args.command == "parse":

@@ -9,9 +9,9 @@ from typing import Optional, Sequence
 import drgn
 from drgn import Architecture, FaultError, Platform, PlatformFlags, Program
 
-from .diskdump import DiskDump, DiskDumpError, block_size_mismatch
-from .elffile import elf_machine, load_segments
-from .errors import (EXIT_DEBUGINFO, EXIT_PERMISSION, EXIT_TARGET, OomdrgnError)
+from ..core.diskdump import DiskDump, DiskDumpError, block_size_mismatch
+from ..core.elffile import elf_machine, load_segments
+from ..core.errors import (EXIT_DEBUGINFO, EXIT_PERMISSION, EXIT_TARGET, OomdrgnError)
 
 __all__ = ["open_program", "core_format"]
 

@@ -71,7 +71,7 @@ def _changes(columns: Sequence[str], logged: Row, current: Row) -> Tuple[Tuple[s
 def compare_rows(logged: Sequence[Row], current: Sequence[Union[Row, ReadFailure]],
                  era: str, memcg: bool = False, note: Optional[str] = None) -> TableComparison:
     """Set *logged* rows (of table era *era*) beside *current* ones (as
-    :func:`oomdrgn.oom.dump_tasks` returns them).
+    :func:`oomdrgn.core.oom.dump_tasks` returns them).
 
     :param memcg: the logged table was a memcg OOM's and *current* is the
         global table: do not list new rows
@@ -120,7 +120,7 @@ def compare_report(report: OomReport, current: Sequence[Union[Row, ReadFailure]]
     """The report's table beside *current*; None if the report has no table.
 
     :param current_memcg: *current* is the memcg-scoped table of this cgroup
-        (:func:`oomdrgn.decision.memcg_dump_tasks`), not the global one
+        (:func:`oomdrgn.core.decision.memcg_dump_tasks`), not the global one
     :param why_global: for a memcg report compared with the global table, why
         (added to the note)
     """

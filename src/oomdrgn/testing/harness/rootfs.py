@@ -18,7 +18,7 @@ Three pieces, so that only the cheap one is rebuilt when oomdrgn changes:
 QEMU opens both images with ``snapshot=on``: the guest writes go to a temporary
 overlay and the cached files are never modified.
 
-``python -m oomdrgn.harness.rootfs [NAME...]`` builds the root image and the
+``python -m oomdrgn.testing.harness.rootfs [NAME...]`` builds the root image and the
 debug images of the named kernels (default all) and prints their paths and sizes.
 """
 
@@ -54,7 +54,7 @@ def rootfs_cache_dir() -> Path:
 
 def oomdrgn_package_dir() -> Path:
     """The ``oomdrgn`` package directory these modules were imported from."""
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 def _sha(*chunks: bytes) -> str:

@@ -1,17 +1,17 @@
 """GDB backend: turns kernel objects read through GDB into plain records.
 
 Runs inside GDB's embedded Python (``import gdb``), e.g. attached to QEMU's
-gdbstub; it never imports drgn. It mirrors :mod:`oomdrgn.drgn_backend`: the same
-records, the same :class:`~oomdrgn.kernelinfo.Evidence`, read the same way.
+gdbstub; it never imports drgn. It mirrors :mod:`oomdrgn.drgn.backend`: the same
+records, the same :class:`~oomdrgn.core.kernelinfo.Evidence`, read the same way.
 
 Types and member offsets are looked up once per symbol file and dropped on
 ``gdb.events.new_objfile`` (as ``CachedType`` does in the kernel's
 ``scripts/gdb/linux/utils.py``). Faults (``gdb.MemoryError``) become
-:class:`oomdrgn.oom.ReadError`.
+:class:`oomdrgn.core.oom.ReadError`.
 
 KASLR: :func:`find_kaslr_offset` finds where the kernel was loaded by looking
 for the vmlinux file's own ``linux_banner`` bytes in target memory; the GDB
-command that reloads the symbols at that offset is in :mod:`oomdrgn.gdb_commands`.
+command that reloads the symbols at that offset is in :mod:`oomdrgn.gdb.command`.
 """
 
 import contextlib
@@ -21,13 +21,13 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import gdb
 
-from .codescan import calls_target
-from .elffile import elf_machine, read_section
-from .kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
-from .klist import list_entries
-from .mmcounters import per_cpu_ptrs
-from .model import MmRecord, RawCounter, TaskRecord, VmTotals
-from .oom import ReadError, TargetError, task_that_hit_the_oom
+from ..core.codescan import calls_target
+from ..core.elffile import elf_machine, read_section
+from ..core.kernelinfo import CONSUMERS, Evidence, KernelInfo, decide
+from ..core.klist import list_entries
+from ..core.mmcounters import per_cpu_ptrs
+from ..core.model import MmRecord, RawCounter, TaskRecord, VmTotals
+from ..core.oom import ReadError, TargetError, task_that_hit_the_oom
 
 __all__ = ["GdbReader", "KaslrError", "gather_evidence", "kernel_symbol_file",
            "symbols_match", "percpu_symbols_match", "find_kaslr_offset", "elf_symbols",
@@ -457,7 +457,7 @@ def _page_shift(arch: str) -> int:
 
 
 def gather_evidence() -> Evidence:
-    """Read what :func:`oomdrgn.kernelinfo.decide` needs, through GDB."""
+    """Read what :func:`oomdrgn.core.kernelinfo.decide` needs, through GDB."""
     layout = _layout()
     path = layout.path
     arch = _arch(path)
@@ -485,7 +485,7 @@ def _return_type(func: str) -> Optional[str]:
 # The reader -------------------------------------------------------------------
 
 class GdbReader:
-    """:class:`oomdrgn.oom.Reader` over the kernel GDB is attached to.
+    """:class:`oomdrgn.core.oom.Reader` over the kernel GDB is attached to.
 
     Make one per command: the decisions are cached per symbol file, the per-CPU
     offsets are read once per reader.
@@ -649,7 +649,7 @@ class GdbReader:
     def current_task(self) -> Optional[int]:
         """The panicking CPU's task, else the task of the vCPU GDB stopped
         (its stack holds ``$sp``: the one that hit the breakpoint), else the
-        only busy CPU's (see :func:`oomdrgn.oom.task_that_hit_the_oom`)."""
+        only busy CPU's (see :func:`oomdrgn.core.oom.task_that_hit_the_oom`)."""
         try:
             try:
                 cpu = int(_lookup("panic_cpu").value()["counter"])

@@ -1,6 +1,6 @@
 """The ``oom`` subcommands, shared by the CLI, drgn's ``%oom`` and GDB's ``lx-oom``.
 
-Argument parsing and printing only: the answers come from :mod:`oomdrgn.oom`.
+Argument parsing and printing only: the answers come from :mod:`oomdrgn.core.oom`.
 """
 
 import argparse
@@ -8,16 +8,16 @@ import dataclasses
 import json
 from typing import TextIO
 
-from .errors import EXIT_PARTIAL, EXIT_QUERY, EXIT_TARGET, OomdrgnError
-from .mmcounters import COUNTER_RULES
-from .model import ReadFailure
-from .badness import LONG_MIN
-from .decision import (memcg_dump_tasks, oom_badness, oom_score, oom_scores, oom_summary_line,
+from ..core.errors import EXIT_PARTIAL, EXIT_QUERY, EXIT_TARGET, OomdrgnError
+from ..core.mmcounters import COUNTER_RULES
+from ..core.model import ReadFailure
+from ..core.badness import LONG_MIN
+from ..core.decision import (memcg_dump_tasks, oom_badness, oom_score, oom_scores, oom_summary_line,
                        select_bad_process, totalpages)
-from .oom import (ReadError, Reader, TargetError, dump_tasks, format_dump_tasks,
+from ..core.oom import (ReadError, Reader, TargetError, dump_tasks, format_dump_tasks,
                   oom_kill_victim)
-from .report import MEMCG_PREFIX, OOM_PREFIX, format_kill_line, format_row
-from .report_commands import REPORT_COMMANDS, add_report_subcommands, run_report
+from ..core.formats import MEMCG_PREFIX, OOM_PREFIX, format_kill_line, format_row
+from .reports import REPORT_COMMANDS, add_report_subcommands, run_report
 
 __all__ = ["add_subcommands", "add_rule_argument", "run_command"]
 

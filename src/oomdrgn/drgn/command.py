@@ -8,9 +8,9 @@ from drgn import Program
 from drgn.commands import CommandError, argument
 from drgn.commands.linux import linux_kernel_command
 
-from .commands import add_rule_argument, add_subcommands, run_command
-from .drgn_backend import DrgnReader
-from .errors import OomdrgnError
+from ..commands.subcommands import add_rule_argument, add_subcommands, run_command
+from .backend import DrgnReader
+from ..core.errors import OomdrgnError
 
 __all__ = ["reader_for"]
 

@@ -11,7 +11,7 @@ was found is kept.
 
 The parts of one report are the lines ``mm/oom_kill.c`` prints:
 ``dump_header()``'s first line, ``dump_tasks()``'s table (era from its
-header, see :data:`oomdrgn.report.TABLE_FORMATS`), ``dump_oom_summary()``'s
+header, see :data:`oomdrgn.core.formats.TABLE_FORMATS`), ``dump_oom_summary()``'s
 ``oom-kill:`` line (v5.0+), ``oom_kill_process()``'s kill line(s) and
 ``oom_reap_task_mm()``'s ``oom_reaper:`` line.
 """
@@ -22,7 +22,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from .eras import kill_format
 from .model import Row, Victim
-from .report import MEMCG_PREFIX, TABLE_FORMATS, TableFormat
+from .formats import MEMCG_PREFIX, TABLE_FORMATS, TableFormat
 
 __all__ = ["LogLine", "InvokedLine", "TaskTable", "OomSummary", "SacrificeLine", "KillLine",
            "ExitingLine", "ReaperLine", "OomReport", "parse_log", "parse_lines",

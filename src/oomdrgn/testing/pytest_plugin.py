@@ -10,7 +10,7 @@ fails or is interrupted.
 
 import pytest
 
-from .testing import OomGuest
+from . import OomGuest
 
 
 def pytest_addoption(parser):

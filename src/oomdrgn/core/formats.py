@@ -2,7 +2,7 @@
 
 Each era's strings are copied from ``mm/oom_kill.c`` of the kernels that print
 them. Which era a kernel belongs to is read from the kernel itself (the format
-strings are in its ``.rodata``, see :mod:`oomdrgn.eras`), never from a version
+strings are in its ``.rodata``, see :mod:`oomdrgn.core.eras`), never from a version
 string.
 """
 

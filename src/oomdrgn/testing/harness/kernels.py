@@ -21,7 +21,7 @@ def cache_dir() -> Path:
 def vm_images_dir() -> Path:
     """The repository's ``vm-images/``: ``$OOMDRGN_VM_IMAGES`` or beside ``src/``."""
     env = os.environ.get("OOMDRGN_VM_IMAGES")
-    path = Path(env) if env else Path(__file__).resolve().parents[3] / "vm-images"
+    path = Path(env) if env else Path(__file__).resolve().parents[4] / "vm-images"
     if not (path / "kernels.list").is_file():
         raise HarnessError(f"{path} is not oomdrgn's vm-images/ (set OOMDRGN_VM_IMAGES)")
     return path

@@ -11,7 +11,7 @@ from .kernelinfo import KernelInfo
 from .mmcounters import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES,
                          get_mm_counter, get_mm_counters)
 from .model import MemcgRecord, MmRecord, ReadFailure, Row, TaskRecord, Victim, VmTotals
-from .report import (MEMCG_PREFIX, OOM_PREFIX, K, format_kill_line,
+from .formats import (MEMCG_PREFIX, OOM_PREFIX, K, format_kill_line,
                      format_rows)
 
 __all__ = ["Reader", "ReadError", "TargetError", "dump_tasks", "format_dump_tasks",
@@ -51,7 +51,7 @@ class Reader(Protocol):
     def task_pid(self, task: int) -> int:
         """``task->pid`` alone, or -1 if even that is unreadable."""
 
-    # For the decision (oomdrgn.decision):
+    # For the decision (oomdrgn.core.decision):
 
     def vm_totals(self) -> "VmTotals":
         """``totalram_pages()``, ``total_swap_pages``, ``vm_swappiness``."""

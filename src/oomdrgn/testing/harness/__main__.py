@@ -1,4 +1,4 @@
-"""``python -m oomdrgn.harness``: run a scenario by hand, or get a guest shell."""
+"""``python -m oomdrgn.testing.harness``: run a scenario by hand, or get a guest shell."""
 
 import argparse
 import sys
@@ -52,7 +52,7 @@ def _shell(args: argparse.Namespace) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m oomdrgn.harness", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m oomdrgn.testing.harness", description=__doc__)
     parser.add_argument("command", choices=[*SCENARIOS, "shell"],
                         help="panic: panic_on_oom snapshot; kill: dump at __oom_kill_process; "
                              "memcg-panic / memcg-kill: the same for a memcg OOM; "

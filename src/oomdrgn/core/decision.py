@@ -12,7 +12,7 @@ from .badness import (LONG_MAX, LONG_MIN, MMF_OOM_SKIP, badness_points, global_t
 from .model import Candidate, ReadFailure, Row, Selection
 from .oom import (ReadError, Reader, TargetError, _needs_percpu, dump_tasks, find_lock_task_mm,
                   oom_unkillable_task)
-from .report import format_summary
+from .formats import format_summary
 
 __all__ = ["totalpages", "oom_badness", "select_bad_process", "oom_score", "oom_scores",
            "memcg_dump_tasks", "oom_summary_line"]

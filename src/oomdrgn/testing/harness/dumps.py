@@ -49,16 +49,16 @@ def open_vmcore(vmcore: Union[str, Path], vmlinux: Union[str, Path]):
     QEMU's kdump files carry no architecture name, which libkdumpfile then
     refuses to guess, so the platform is given up front (harmless for ELF),
     from the vmlinux's ELF machine (x86-64 or aarch64). QEMU's aarch64 kdump
-    files go through :mod:`oomdrgn.diskdump` (see there).
+    files go through :mod:`oomdrgn.core.diskdump` (see there).
     """
     import drgn
 
-    from ..diskdump import block_size_mismatch
-    from ..elffile import elf_machine
+    from ...core.diskdump import block_size_mismatch
+    from ...core.elffile import elf_machine
 
     if block_size_mismatch(str(vmcore)):
         # QEMU's aarch64 kdump files (64 KiB blocks), which libkdumpfile misreads.
-        from ..drgn_program import open_program
+        from ...drgn.program import open_program
         return open_program(core=str(vmcore), vmlinux=[str(vmlinux)])
 
     arch = {"aarch64": drgn.Architecture.AARCH64}.get(elf_machine(str(vmlinux)),

@@ -2,8 +2,8 @@
 
 Loaded into GDB by ``plugin/oomdrgn-gdb.py``. The commands only parse
 arguments and print: ``lx-oom`` takes the very argument spec of the CLI and
-drgn's ``%oom`` (:mod:`oomdrgn.commands`) and runs the same
-:func:`~oomdrgn.commands.run_command` over a :class:`~oomdrgn.gdb_backend.GdbReader`,
+drgn's ``%oom`` (:mod:`oomdrgn.commands.subcommands`) and runs the same
+:func:`~oomdrgn.commands.subcommands.run_command` over a :class:`~oomdrgn.gdb.backend.GdbReader`,
 so every subcommand that needs only the reader protocol works here too.
 """
 
@@ -15,12 +15,12 @@ from typing import Iterator, Optional
 
 import gdb
 
-from .commands import add_rule_argument, add_subcommands, run_command
-from .errors import OomdrgnError
-from .gdb_backend import (GdbReader, KaslrError, elf_symbols, find_kaslr_offset,
+from ..commands.subcommands import add_rule_argument, add_subcommands, run_command
+from ..core.errors import OomdrgnError
+from .backend import (GdbReader, KaslrError, elf_symbols, find_kaslr_offset,
                           kernel_cpu, kernel_symbol_file, percpu_symbols_match,
                           symbols_match)
-from .oom import ReadError, TargetError
+from ..core.oom import ReadError, TargetError
 
 __all__ = ["LxOom", "LxOomKaslr", "LxOomScoreAdj", "relocate_symbols"]
 
