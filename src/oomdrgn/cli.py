@@ -51,7 +51,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             reader = reader_for(prog, args.counter_rule)
             if not args.quiet:
                 print(f"oomdrgn: {reader.info.describe()}", file=sys.stderr)
-            status = run_command(reader, args, sys.stdout, prog=prog)
+            status = run_command(reader, args, sys.stdout)
         sys.stdout.flush()
         return status
     except OomdrgnError as e:

@@ -398,7 +398,7 @@ def test_public_reference_log_with_nbsp():
 
 def _parse(path, as_json=False):
     out = io.StringIO()
-    status = run_report(None, None, argparse.Namespace(command="parse", file=str(path),
+    status = run_report(None, argparse.Namespace(command="parse", file=str(path),
                                                        json=as_json), out)
     return status, out.getvalue()
 

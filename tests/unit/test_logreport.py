@@ -169,7 +169,7 @@ def test_compare_rows_by_era_name():
 
 def test_report_command_needs_a_target():
     with pytest.raises(OomdrgnError) as e:
-        run_report(None, None, argparse.Namespace(command="report", json=False), io.StringIO())
+        run_report(None, argparse.Namespace(command="report", json=False), io.StringIO())
     assert e.value.status == EXIT_USAGE
 
 

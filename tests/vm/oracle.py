@@ -36,7 +36,7 @@ def check_fast_path(vmcore, vmlinux, percpu: bool) -> None:
                 seen += 1
     assert seen > 10
     # The direct map was read by physical address and agreed with drgn's reading.
-    assert reader._fast.memory.linear is not None and reader._fast.memory._checked
+    assert reader.target._linear is not None and reader.target._checked
 
 
 def scenario(fn, kernel, **kw):

@@ -38,7 +38,18 @@ GDB_POPULATION = (
     Member("gdb-user", anon_mb=2, shmem_mb=6, adj=500, uid=1000),
     Member("gdb-victim", anon_mb=4, shmem_mb=1, adj=1000, uid=4242, threads=2, leader_exit=True),
     Member("gdb-forks", anon_mb=1, adj=-300, uid=65534, fork=2),
+    # A memcg subtree: lx-oom tasks/victim --memcg walk it over GDB.
+    Member("gdb-job-a", anon_mb=2, adj=200, cgroup="gdbjob/a"),
+    Member("gdb-job-b", anon_mb=3, uid=1000, cgroup="gdbjob/b", fork=1),
 )
+#: lx-oom commands asked while the guest is interrupted, and the same oomdrgn
+#: command line on a dump of that state.
+IDLE_QUESTIONS = {
+    "tasks": "tasks", "json": "tasks --json",
+    "memcg tasks": "tasks --memcg /gdbjob", "memcg victim": "victim --memcg /gdbjob --all",
+    "memcg summary": None,  # needs a PID: added in _run
+    "victim": "victim --all", "score": "score",
+}
 _KILLED = r"^Out of memory: Killed process \d+ "
 
 
@@ -64,10 +75,22 @@ class GdbRun:
     score_adj: str = ""
     summary: str = ""
     kill_drgn: Optional[subprocess.CompletedProcess] = None
+    report: str = ""
+    report_drgn: Optional[subprocess.CompletedProcess] = None
     # What the kernel printed.
     table_lines: List[str] = field(default_factory=list)
     printed_kill_line: Optional[str] = None
     printed_summary: Optional[str] = None
+
+
+def _idle_questions(run: "GdbRun") -> Dict[str, str]:
+    victim = run.pids["gdb-victim"][0]
+    job_b = run.pids["gdb-job-b"][0]
+    questions = {k: v for k, v in IDLE_QUESTIONS.items() if v is not None}
+    questions["kill"] = f"kill {victim}"
+    questions["memcg summary"] = f"summary {job_b} --memcg /gdbjob"
+    questions["memcg kill"] = f"kill {job_b} --memcg"
+    return questions
 
 
 def _oomdrgn(*args) -> subprocess.CompletedProcess:
@@ -105,9 +128,9 @@ def _run(kernel, workdir: Path) -> GdbRun:
             time.sleep(2)
             gdb.interrupt()
             victim_tgid = run.pids["gdb-victim"][0]
-            for key, line in (("tasks", "lx-oom tasks"), ("json", "lx-oom tasks --json"),
-                              ("kill", f"lx-oom kill {victim_tgid}")):
-                run.idle[key] = gdb.cmd(line)
+            questions = _idle_questions(run)
+            for key, line in questions.items():
+                run.idle[key] = gdb.cmd(f"lx-oom {line}")
             mark("idle lx-oom")
             run.errors["unknown pid"] = gdb.cmd("lx-oom kill 999999")
             run.errors["bad subcommand"] = gdb.cmd("lx-oom bogus")
@@ -134,6 +157,9 @@ def _run(kernel, workdir: Path) -> GdbRun:
             run.kill_line = gdb.cmd(f"lx-oom kill {run.victim_pid}")
             run.score_adj = gdb.cmd(f"output $lx_oom_score_adj({run.victim_pid})")
             run.summary = gdb.cmd(f"lx-oom summary {run.victim_pid}")
+            # The OOM in progress: its invoked line, table and summary are in
+            # the printk ring already.
+            run.report = gdb.cmd("lx-oom report")
             mark("kill lx-oom")
             kill_dump = guest.dump(workdir / "kill.kdump", "kdump-zlib")
             gdb.detach()
@@ -144,10 +170,10 @@ def _run(kernel, workdir: Path) -> GdbRun:
         run.printed_summary = summary_line(lines)
     mark("kernel kill line")
     vmlinux = kernel.vmlinux
-    run.idle_drgn["tasks"] = _oomdrgn("-c", idle_dump, "-s", vmlinux, "-q", "tasks")
-    run.idle_drgn["json"] = _oomdrgn("-c", idle_dump, "-s", vmlinux, "-q", "tasks", "--json")
-    run.idle_drgn["kill"] = _oomdrgn("-c", idle_dump, "-s", vmlinux, "-q", "kill", victim_tgid)
+    for key, line in _idle_questions(run).items():
+        run.idle_drgn[key] = _oomdrgn("-c", idle_dump, "-s", vmlinux, "-q", *line.split())
     run.kill_drgn = _oomdrgn("-c", kill_dump, "-s", vmlinux, "-q", "tasks")
+    run.report_drgn = _oomdrgn("-c", kill_dump, "-s", vmlinux, "-q", "report")
     mark("drgn")
     return run
 
@@ -218,15 +244,31 @@ def test_summary_line_is_the_kernels(gdb_run):
 
 @pytest.mark.timeout(600)
 def test_interrupted_guest_equals_drgn_on_its_dump(gdb_run):
-    for key in ("tasks", "json", "kill"):
-        res = gdb_run.idle_drgn[key]
+    for key, res in gdb_run.idle_drgn.items():
         assert res.returncode == 0, (key, res.stderr)
+        # Every question, memcg-scoped ones included, the same answer over GDB.
+        if key != "json":
+            assert gdb_run.idle[key] == res.stdout, key
     assert gdb_run.idle["tasks"] == gdb_run.idle_drgn["tasks"].stdout
+    memcg_rows = gdb_run.idle["memcg tasks"].splitlines()[2:]
+    assert [r.split()[-1] for r in memcg_rows] == ["gdb-job-a", "gdb-job-b", "gdb-job-b"]
+    assert "constraint=CONSTRAINT_MEMCG" in gdb_run.idle["memcg summary"]
+    assert "oom_memcg=/gdbjob,task_memcg=/gdbjob/b" in gdb_run.idle["memcg summary"]
     assert "gdb-victim" in gdb_run.idle["tasks"]
     # The JSON carries the detected formats and counter rules: the same evidence.
     assert json.loads(gdb_run.idle["json"]) == json.loads(gdb_run.idle_drgn["json"].stdout)
     assert gdb_run.idle["kill"] == gdb_run.idle_drgn["kill"].stdout
     assert gdb_run.idle["kill"].startswith("Out of memory: Killed process ")
+
+
+@pytest.mark.timeout(600)
+def test_report_over_gdb_equals_drgn_on_its_dump(gdb_run):
+    # The kernel log read from the printk ring over GDB: the OOM in progress
+    # (invoked line, table, summary; no kill line yet) set beside memory.
+    assert gdb_run.report_drgn.returncode == 0, gdb_run.report_drgn.stderr
+    assert gdb_run.report == gdb_run.report_drgn.stdout
+    assert "invoked by: oomhog" in gdb_run.report
+    assert "same" in gdb_run.report and "gdb-victim" in gdb_run.report
 
 
 @pytest.mark.timeout(600)

@@ -49,7 +49,7 @@ def programs():
 def test_report_finds_the_printed_table_all_same(kernel, panic, programs, fmt):
     prog, reader = programs(kernel, panic, fmt)
     out = io.StringIO()
-    status = run_report(reader, prog, argparse.Namespace(command="report", json=True), out)
+    status = run_report(reader, argparse.Namespace(command="report", json=True), out)
     assert status == 0
     doc = json.loads(out.getvalue())
     last = doc["reports"][-1]
@@ -64,7 +64,7 @@ def test_report_finds_the_printed_table_all_same(kernel, panic, programs, fmt):
 def test_report_text(kernel, panic, programs):
     prog, reader = programs(kernel, panic, "elf")
     out = io.StringIO()
-    assert run_report(reader, prog, argparse.Namespace(command="report", json=False), out) == 0
+    assert run_report(reader, argparse.Namespace(command="report", json=False), out) == 0
     text = out.getvalue()
     n = len(_rows(panic.table_lines))
     assert f"rows: {n} same\n" in text and "panic: Kernel panic" in text
@@ -89,7 +89,7 @@ def test_parse_console_log_rerenders_the_table(kernel, panic):
     again = rerender(r)
     assert again["table"] == printed(panic.table_lines) and again["table_mismatches"] == []
     out = io.StringIO()
-    status = run_report(None, None, argparse.Namespace(command="parse", file=str(console),
+    status = run_report(None, argparse.Namespace(command="parse", file=str(console),
                                                        json=False), out)
     assert status == 0 and printed(panic.table_lines) in out.getvalue()
 

@@ -6,7 +6,7 @@
   invoking task, table era, rows, victim, and the table and kill line
   re-rendered with oomdrgn's own formats (they must equal the log's lines).
 
-Argument parsing and printing only; drgn is imported only by ``report``.
+Argument parsing and printing only.
 """
 
 import argparse
@@ -194,14 +194,13 @@ def _compare(reader: Any, report: OomReport, current: list):
         return compare_report(report, current, why_global=f"memcg {path} now: {e}")
 
 
-def _report(reader: Any, prog: Any, args: argparse.Namespace, out: TextIO) -> int:
-    if prog is None or reader is None:
-        raise OomdrgnError("report reads the target's kernel log: it needs a drgn target",
+def _report(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
+    if reader is None:
+        raise OomdrgnError("report reads the target's kernel log: it needs a target",
                            EXIT_USAGE)
     from ..core.oom import dump_tasks
-    from ..drgn.printk import kernel_log_lines  # imports drgn
 
-    reports = parse_lines(kernel_log_lines(prog))
+    reports = parse_lines(reader.log_lines())
     if not reports:
         raise OomdrgnError("no OOM report in the target's kernel log", EXIT_QUERY)
     current = dump_tasks(reader)
@@ -229,15 +228,14 @@ def _report(reader: Any, prog: Any, args: argparse.Namespace, out: TextIO) -> in
     return status
 
 
-def run_report(reader: Optional[Any], prog: Optional[Any], args: argparse.Namespace,
-               out: TextIO) -> int:
+def run_report(reader: Optional[Any], args: argparse.Namespace, out: TextIO) -> int:
     """Run ``report`` or ``parse``; returns the exit status.
 
-    :param reader: an :class:`oomdrgn.core.oom.Reader` of the target (``report`` only)
-    :param prog: the target's ``drgn.Program`` (``report`` only: its printk buffer)
+    :param reader: an :class:`oomdrgn.core.oom.Reader` of the target (``report``
+        only: its kernel log and memory)
     """
     if args.command == "parse":
         return _parse(args, out)
     if args.command == "report":
-        return _report(reader, prog, args, out)
+        return _report(reader, args, out)
     raise ValueError(f"not a report subcommand: {args.command!r}")

@@ -203,13 +203,15 @@ def _kill(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def run_command(reader: Reader, args: argparse.Namespace, out: TextIO, prog=None) -> int:
+def run_command(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
     """Run the parsed subcommand; returns the exit status (0, or partial output).
 
-    *reader* may be None for ``parse`` (no target); *prog* is the backend's
-    program, for ``report`` (the kernel log)."""
+    *reader* may be None for ``parse`` (no target)."""
     if args.command in REPORT_COMMANDS:
-        return run_report(reader, prog, args, out)
+        try:
+            return run_report(reader, args, out)
+        except ReadError as e:
+            raise OomdrgnError(f"target memory unreadable: {e}", EXIT_TARGET) from None
     handler = {"tasks": _tasks, "kill": _kill, "victim": _victim, "score": _score,
                "summary": _summary}[args.command]
     try:

@@ -5,9 +5,9 @@ the printk formats can be found without reading megabytes of target memory.
 """
 
 import struct
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Dict, Iterable, Optional, Tuple
 
-__all__ = ["read_section", "elf_machine", "load_segments"]
+__all__ = ["read_section", "elf_machine", "load_segments", "symbol_values"]
 
 _EM = {62: "x86_64", 183: "aarch64"}
 
@@ -70,3 +70,34 @@ def load_segments(path: str):
         if p_type == 1:  # PT_LOAD
             out.append((p_paddr, p_offset, p_filesz))
     return out
+
+
+def symbol_values(path: str, names: Iterable[str]) -> Dict[str, Tuple[int, int]]:
+    """``{name: (st_value, st_size)}`` of the defined symbols *names* in the
+    ``.symtab`` of *path* (link-time values, before any KASLR offset)."""
+    with open(path, "rb") as f:
+        ident = f.read(6)
+    if ident[:4] != b"\x7fELF":
+        raise ValueError(f"{path}: not an ELF file")
+    is64 = ident[4] == 2
+    fmt = ("<" if ident[5] == 1 else ">") + ("IBBHQQ" if is64 else "IIIBBH")
+    symtab = read_section(path, ".symtab") or b""
+    strtab = read_section(path, ".strtab") or b""
+    wanted: Dict[int, str] = {}
+    for name in set(names):
+        needle = name.encode() + b"\0"
+        i = strtab.find(needle)
+        while i >= 0:
+            wanted[i] = name
+            i = strtab.find(needle, i + 1)
+    found: Dict[str, Tuple[int, int]] = {}
+    whole = len(symtab) - len(symtab) % struct.calcsize(fmt)
+    for entry in struct.iter_unpack(fmt, symtab[:whole]):
+        if is64:
+            st_name, _, _, shndx, value, size = entry
+        else:
+            st_name, value, size, _, _, shndx = entry
+        name = wanted.get(st_name)
+        if name is not None and shndx != 0 and name not in found:
+            found[name] = (value, size)
+    return found

@@ -1,7 +1,8 @@
 """User-facing errors and the exit status of each class (standard library only)."""
 
 __all__ = ["OomdrgnError", "EXIT_USAGE", "EXIT_TARGET", "EXIT_DEBUGINFO",
-           "EXIT_PERMISSION", "EXIT_QUERY", "EXIT_PARTIAL", "EXIT_INTERNAL"]
+           "EXIT_PERMISSION", "EXIT_QUERY", "EXIT_PARTIAL", "EXIT_INTERNAL",
+           "ReadError", "TargetError"]
 
 EXIT_INTERNAL = 1    # a bug in oomdrgn (run with --debug for the traceback)
 EXIT_USAGE = 2       # bad command line (argparse's own status)
@@ -18,3 +19,11 @@ class OomdrgnError(Exception):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ReadError(Exception):
+    """A backend could not read one object (the rest can still be read)."""
+
+
+class TargetError(Exception):
+    """The question cannot be answered for this target (e.g. unknown PID)."""

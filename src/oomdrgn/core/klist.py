@@ -3,7 +3,7 @@ memory (standard library only)."""
 
 from typing import Callable, Iterator, Optional, Tuple, Type
 
-from .oom import ReadError
+from .errors import ReadError
 
 __all__ = ["MAX_LIST", "list_entries"]
 

@@ -7,6 +7,7 @@ walks lists and reads records; the order and the rules are here, once.
 
 from typing import Iterator, List, Optional, Protocol, Sequence, Tuple, Union
 
+from .errors import ReadError, TargetError
 from .kernelinfo import KernelInfo
 from .mmcounters import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES,
                          get_mm_counter, get_mm_counters)
@@ -18,14 +19,6 @@ __all__ = ["Reader", "ReadError", "TargetError", "dump_tasks", "format_dump_task
            "find_lock_task_mm", "oom_kill_victim", "oom_kill_line", "PF_KTHREAD"]
 
 PF_KTHREAD = 0x00200000
-
-
-class ReadError(Exception):
-    """A backend could not read one object (the rest can still be read)."""
-
-
-class TargetError(Exception):
-    """The question cannot be answered for this target (e.g. unknown PID)."""
 
 
 class Reader(Protocol):
@@ -73,6 +66,9 @@ class Reader(Protocol):
 
     def mems_allowed(self, task: int) -> List[int]:
         """Node ids set in ``task->mems_allowed``."""
+
+    def log_lines(self) -> List[str]:
+        """The kernel log (printk ring) as console lines, with timestamps."""
 
 
 # mm/oom_kill.c functions on the way from a failed allocation to the kill.

@@ -56,6 +56,6 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_oom(prog: Program, name: str, args: argparse.Namespace, **kwargs: Any) -> None:
     parsed = _parser().parse_args(args.argv)
     try:
-        run_command(reader_for(prog, parsed.counter_rule), parsed, sys.stdout, prog=prog)
+        run_command(reader_for(prog, parsed.counter_rule), parsed, sys.stdout)
     except OomdrgnError as e:
         raise CommandError(str(e)) from None

@@ -17,9 +17,9 @@ import gdb
 
 from ..commands.subcommands import add_rule_argument, add_subcommands, run_command
 from ..core.errors import OomdrgnError
-from .backend import (GdbReader, KaslrError, elf_symbols, find_kaslr_offset,
-                          kernel_cpu, kernel_symbol_file, percpu_symbols_match,
-                          symbols_match)
+from .backend import GdbReader
+from .kaslr import KaslrError, find_kaslr_offset, percpu_symbols_match, symbols_match
+from .port import elf_symbols, kernel_cpu, kernel_symbol_file
 from ..core.oom import ReadError, TargetError
 
 __all__ = ["LxOom", "LxOomKaslr", "LxOomScoreAdj", "relocate_symbols"]

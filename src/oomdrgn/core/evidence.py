@@ -1,0 +1,108 @@
+"""What :func:`oomdrgn.core.kernelinfo.decide` needs, read over the target port.
+
+Layouts are detected newest first, from the types; which counter a function
+reads, from its code; the printk formats, from ``.rodata``.
+"""
+
+from typing import Optional
+
+from .codescan import calls_target
+from .elffile import read_section
+from .errors import ReadError
+from .kernelinfo import CONSUMERS, Evidence
+from .port import Target
+
+__all__ = ["gather_evidence", "rodata", "page_shift", "has_member", "counter_layout"]
+
+
+def has_member(target: Target, type_name: str, designator: str) -> bool:
+    try:
+        target.member(type_name, designator)
+        return True
+    except LookupError:
+        return False
+
+
+def counter_layout(target: Target) -> str:
+    """``percpu`` or ``atomic``: how ``mm->rss_stat`` is stored."""
+    # Since Linux kernel commit f1a7941243c1 ("mm: convert mm's rss stats into
+    # percpu_counter") (in v6.2), rss_stat is an array of struct percpu_counter.
+    kind = target.member("struct mm_struct", "rss_stat").kind
+    return "percpu" if kind == "array" else "atomic"
+
+
+def rodata(target: Target) -> Optional[bytes]:
+    """The kernel image's ``.rodata``: from the vmlinux file, else from memory."""
+    path = target.vmlinux_path()
+    if path:
+        try:
+            data = read_section(path, ".rodata")
+            if data:
+                return data
+        except (OSError, ValueError):
+            pass
+    start, end = target.symbol("__start_rodata"), target.symbol("__end_rodata")
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    try:
+        return target.read(start[0], end[0] - start[0])
+    except ReadError:
+        return None
+
+
+def _calls_sum(target: Target, func: str) -> Optional[bool]:
+    """Whether *func*'s code calls ``__percpu_counter_sum`` (None: unreadable)."""
+    sym, callee = target.symbol(func), target.symbol("__percpu_counter_sum")
+    if sym is None or callee is None or not sym[1]:
+        return None
+    try:
+        code = target.read(sym[0], sym[1])
+    except ReadError:
+        return None
+    return calls_target(code, sym[0], callee[0], target.arch)
+
+
+def _vmcoreinfo(target: Target) -> Optional[bytes]:
+    text = target.vmcoreinfo()
+    if text:
+        return text
+    # The kernel's own copy: vmcoreinfo_data (a pointer) and vmcoreinfo_size.
+    data, size = target.symbol("vmcoreinfo_data"), target.symbol("vmcoreinfo_size")
+    if data is None or size is None:
+        return None
+    try:
+        order = "little" if target.little_endian else "big"
+        address = int.from_bytes(target.read(data[0], 8), order)
+        length = int.from_bytes(target.read(size[0], 8), order)
+        return target.read(address, min(length, 1 << 16)) if address else None
+    except ReadError:
+        return None
+
+
+def page_shift(target: Target) -> int:
+    """``PAGE_SHIFT``: the debugger's own constant, else ``PAGESIZE=`` of the
+    kernel's VMCOREINFO, else 12 on x86-64 (its only page size)."""
+    shift = target.constant("PAGE_SHIFT")
+    if shift:
+        return shift
+    for line in (_vmcoreinfo(target) or b"").split(b"\n"):
+        if line.startswith(b"PAGESIZE="):
+            return int(line[9:]).bit_length() - 1
+    if target.arch == "x86_64":
+        return 12
+    raise ReadError("cannot find the page size (no PAGE_SHIFT, no VMCOREINFO)")
+
+
+def gather_evidence(target: Target) -> Evidence:
+    """Read the facts the decisions are made from."""
+    layout = counter_layout(target)
+    # Since Linux kernel commit af5b0f6a09e4 ("mm: consolidate page table
+    # accounting") (in v4.15), mm->pgtables_bytes replaces nr_ptes/nr_pmds.
+    pgtables = "bytes" if has_member(target, "struct mm_struct", "pgtables_bytes") else "ptes"
+    calls = {c: (_calls_sum(target, f) if layout == "percpu" else None)
+             for c, f in CONSUMERS.items()}
+    return Evidence(arch=target.arch, page_shift=page_shift(target), counter_layout=layout,
+                    pgtables=pgtables, rodata=rodata(target), calls_sum=calls,
+                    # MM_SHMEMPAGES is new in v4.5.
+                    has_shmem=target.constant("MM_SHMEMPAGES") is not None,
+                    badness_return=target.return_type("oom_badness"))
