@@ -11,7 +11,7 @@ __all__ = ["tasks_table", "task_rows", "kill_line", "kernel_info"]
 
 
 def _reader(prog, counter_rule=None):
-    from .drgn.command import reader_for
+    from .drgn.backend import reader_for
     return reader_for(prog, counter_rule)
 
 

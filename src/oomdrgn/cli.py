@@ -45,7 +45,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             status = run_command(None, args, sys.stdout)
         else:
             from .drgn.program import open_program
-            from .drgn.command import reader_for
+            from .drgn.backend import reader_for
             prog = open_program(core=args.core, kcore=args.kernel, qemu=args.qemu,
                                 vmlinux=args.symbols, timeout=args.timeout)
             reader = reader_for(prog, args.counter_rule)

@@ -8,7 +8,7 @@ import pytest
 
 import oomdrgn
 from oomdrgn.commands.subcommands import run_command
-from oomdrgn.drgn.command import reader_for
+from oomdrgn.drgn.backend import reader_for
 from oomdrgn.core.errors import EXIT_PARTIAL, OomdrgnError
 from oomdrgn.core.oom import ReadError, TargetError
 

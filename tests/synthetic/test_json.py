@@ -8,7 +8,7 @@ import pytest
 
 import oomdrgn
 from oomdrgn.commands.subcommands import run_command
-from oomdrgn.drgn.command import reader_for
+from oomdrgn.drgn.backend import reader_for
 
 from .kernel import LAYOUT_NAMES, LAYOUTS, build
 from .kernel_rules import CPUS, expected_rows, standard_processes

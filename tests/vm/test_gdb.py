@@ -88,7 +88,8 @@ def _idle_questions(run: "GdbRun") -> Dict[str, str]:
     job_b = run.pids["gdb-job-b"][0]
     questions = {k: v for k, v in IDLE_QUESTIONS.items() if v is not None}
     questions["kill"] = f"kill {victim}"
-    questions["memcg summary"] = f"summary {job_b} --memcg /gdbjob"
+    # No OOM in progress: the task that hits it is named.
+    questions["memcg summary"] = f"summary {job_b} --memcg /gdbjob --current {job_b}"
     questions["memcg kill"] = f"kill {job_b} --memcg"
     return questions
 

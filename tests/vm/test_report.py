@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from oomdrgn.drgn.command import reader_for
+from oomdrgn.drgn.backend import reader_for
 from oomdrgn.drgn.program import open_program
 from oomdrgn.core.logparse import parse_lines, parse_log
 from oomdrgn.drgn.printk import kernel_log_lines

@@ -6,14 +6,14 @@ from typing import Optional
 
 from drgn import FaultError, Object, ObjectAbsentError, Program, TypeKind
 
-from ..core.errors import ReadError
+from ..core.errors import EXIT_USAGE, OomdrgnError, ReadError
 from ..core.kernel import KernelReader
 from ..core.kernelinfo import KernelInfo
 from ..core.mmcounters import per_cpu_ptrs, s32
 from ..core.model import MmRecord, RawCounter, TaskRecord
 from .port import DrgnPort
 
-__all__ = ["DrgnReader"]
+__all__ = ["DrgnReader", "reader_for"]
 
 
 class DrgnReader(KernelReader):
@@ -74,6 +74,19 @@ class DrgnReader(KernelReader):
                             flags=_mm_flags(m), **pt)
         except FaultError as e:
             raise ReadError(f"mm {mm:#x} unreadable: {e}") from None
+
+
+def reader_for(prog: Program, counter_rule: Optional[str] = None) -> DrgnReader:
+    """The reader of *prog* for this counter rule (lifetime: the program)."""
+    key = ("oomdrgn.reader", counter_rule)
+    reader = prog.cache.get(key)
+    if reader is None:
+        try:
+            reader = DrgnReader(prog, counter_rule)
+        except ValueError as e:
+            raise OomdrgnError(str(e), EXIT_USAGE) from None
+        prog.cache[key] = reader
+    return reader
 
 
 def _mm_flags(m: Object) -> int:

@@ -9,23 +9,10 @@ from drgn.commands import CommandError, argument
 from drgn.commands.linux import linux_kernel_command
 
 from ..commands.subcommands import add_rule_argument, add_subcommands, run_command
-from .backend import DrgnReader
+from .backend import reader_for
 from ..core.errors import OomdrgnError
 
-__all__ = ["reader_for"]
-
-
-def reader_for(prog: Program, counter_rule: Optional[str] = None) -> DrgnReader:
-    """The (cached) reader of *prog* for this counter rule."""
-    key = ("oomdrgn.reader", counter_rule)
-    reader = prog.cache.get(key)
-    if reader is None:
-        try:
-            reader = DrgnReader(prog, counter_rule)
-        except ValueError as e:
-            raise OomdrgnError(str(e), 2) from None
-        prog.cache[key] = reader
-    return reader
+__all__: list = []
 
 
 class _Parser(argparse.ArgumentParser):
