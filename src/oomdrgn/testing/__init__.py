@@ -83,7 +83,7 @@ class OomGuest:
         return self._prog
 
     def _ask(self, fn):
-        from ..drgn.command import reader_for
+        from ..drgn.backend import reader_for
         prog = self.program()
         self.guest.stop()
         try:
