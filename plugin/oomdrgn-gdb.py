@@ -1,45 +1,47 @@
-"""Load oomdrgn's GDB commands (lx-oom, lx-oom-kaslr, $lx_oom_score_adj).
+"""Load oomdrgn's GDB commands (lx-oom, lx-oom-kaslr, $lx_oom_score_adj) from a checkout.
 
     (gdb) source /path/to/oomdrgn/plugin/oomdrgn-gdb.py
     (gdb) target remote :1234
     (gdb) lx-oom-kaslr /path/to/vmlinux
     (gdb) lx-oom tasks
 
-or put the ``source`` line in ~/.gdbinit. GDB's embedded Python is the system
-python3, not oomdrgn's venv: the package is taken from this checkout's
-``src/`` (found from this file's real path), else from wherever ``import
-oomdrgn`` finds it, else from a venv next to the checkout. The GDB side needs
-no third-party package (and never drgn).
+or put the ``source`` line in ~/.gdbinit. An installed oomdrgn needs no checkout:
+``source $(python -m oomdrgn.gdb)``. This file runs the package's own loader
+(``oomdrgn/gdb/loader.py``), taken from this checkout's ``src/``, else from
+wherever GDB's Python finds ``oomdrgn``, else from a venv beside the checkout.
+The checkout is found from this file's code object, not ``__file__`` (which is
+the outer script's when this file is sourced from another Python script).
 """
 
-import glob
-import os
-import sys
 
-import gdb
+def _oomdrgn_gdb_plugin() -> None:
+    import glob
+    import importlib.util
+    import os
+    import runpy
+    import sys
+
+    import gdb
+
+    here = os.path.realpath(sys._getframe().f_code.co_filename)
+    root = os.path.dirname(os.path.dirname(here))
+    loader = os.path.join("oomdrgn", "gdb", "loader.py")
+    candidates = [os.path.join(root, "src", loader)]
+    spec = importlib.util.find_spec("oomdrgn")
+    if spec is not None and spec.origin:
+        candidates.append(os.path.join(os.path.dirname(os.path.dirname(spec.origin)), loader))
+    candidates += sorted(glob.glob(os.path.join(root, ".venv", "lib", "python3*",
+                                                "site-packages", loader)))
+    for path in candidates:
+        if os.path.isfile(path):
+            runpy.run_path(path, run_name="__main__")
+            return
+    raise gdb.GdbError(f"oomdrgn-gdb: cannot find oomdrgn (looked in {root}/src, sys.path "
+                       f"and {root}/.venv): install it and source $(python -m oomdrgn.gdb)")
 
 
-def _load() -> None:
-    root = os.path.dirname(os.path.dirname(os.path.realpath(os.path.expanduser(__file__))))
-    src = os.path.join(root, "src")
-    if os.path.isfile(os.path.join(src, "oomdrgn", "__init__.py")) and src not in sys.path:
-        sys.path.insert(0, src)
+if __name__ == "__main__":
     try:
-        import oomdrgn  # noqa: F401
-    except ImportError:
-        # An installed copy in a venv beside the checkout (no .pth processing:
-        # only pure-Python packages are usable from GDB's interpreter).
-        for site in sorted(glob.glob(os.path.join(root, ".venv", "lib", "python3*",
-                                                  "site-packages"))):
-            if site not in sys.path:
-                sys.path.append(site)
-        try:
-            import oomdrgn  # noqa: F401
-        except ImportError:
-            raise gdb.GdbError(f"oomdrgn-gdb: cannot import oomdrgn (looked in {src}, "
-                               f"sys.path and {root}/.venv): install it or keep this "
-                               "file in its checkout") from None
-    import oomdrgn.gdb.command  # noqa: F401  (registers the commands)
-
-
-_load()
+        _oomdrgn_gdb_plugin()
+    finally:
+        del _oomdrgn_gdb_plugin

@@ -7,4 +7,4 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 kernels=("$@"); [ ${#kernels[@]} -gt 0 ] || kernels=(6.12)
 ./scripts/setup.sh "${kernels[@]}"
-exec .venv/bin/python vm-images/demo.py "${kernels[@]}"
+exec .venv/bin/python scripts/demo.py "${kernels[@]}"

@@ -1,19 +1,53 @@
 """Whole-target failures: one line on stderr, a distinct exit status, no traceback."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from oomdrgn.core import errors
 
+from .unprivileged import as_user, python_for, world_readable_site
 
-def oomdrgn(*args, user=None):
+NOBODY = 65534
+
+
+def oomdrgn(*args):
     cmd = [sys.executable, "-m", "oomdrgn.cli", *args]
-    if user is not None:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+class Nobody:
+    """oomdrgn run as uid 65534 from a world-readable copy in :attr:`dir`, so that
+    the clone's directory may have any mode (0700 under /root)."""
+
+    def __init__(self, top: Path) -> None:
+        self.dir = top
+        self.site = world_readable_site(top / "site")
+        self.executable = python_for(NOBODY)
+        self.env = dict(os.environ, PYTHONPATH=str(self.site))
+
+    def python(self, *args: str) -> subprocess.CompletedProcess:
+        cmd = as_user(NOBODY, [self.executable, "-s", *args])
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                              env=self.env, cwd=self.site)
+
+    def oomdrgn(self, *args: str) -> subprocess.CompletedProcess:
+        return self.python("-m", "oomdrgn.cli", *args)
+
+
+@pytest.fixture(scope="module")
+def nobody():
+    top = Path(tempfile.mkdtemp(prefix="oomdrgn-nobody-", dir="/tmp"))
+    top.chmod(0o755)
+    try:
+        yield Nobody(top)
+    finally:
+        shutil.rmtree(top)
 
 
 def assert_one_line_error(res, status, *words):
@@ -49,18 +83,23 @@ def test_not_a_core(tmp_path):
                           "not a vmcore")
 
 
-def test_unreadable_file(tmp_path):
-    f = tmp_path / "secret"
+def test_nobody_runs_the_copy_of_this_oomdrgn(nobody):
+    res = nobody.python("-c", "import drgn, oomdrgn.cli; print(oomdrgn.__file__)")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == str(nobody.site / "oomdrgn" / "__init__.py")
+
+
+def test_unreadable_file(nobody):
+    # In a directory uid 65534 may search: only the file's own mode denies it.
+    f = nobody.dir / "secret"
     f.write_bytes(b"\x7fELF" + bytes(60))
     f.chmod(0)
-    tmp_path.chmod(0o755)
-    os.chmod(tmp_path.parent, 0o755)
-    res = oomdrgn("-c", str(f), "tasks", user=65534)
+    res = nobody.oomdrgn("-c", str(f), "tasks")
     assert_one_line_error(res, errors.EXIT_PERMISSION, "permission denied")
 
 
-def test_live_kernel_needs_root():
-    res = oomdrgn("-k", "tasks", user=65534)
+def test_live_kernel_needs_root(nobody):
+    res = nobody.oomdrgn("-k", "tasks")
     assert_one_line_error(res, errors.EXIT_PERMISSION, "needs root")
 
 

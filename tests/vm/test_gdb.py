@@ -128,7 +128,6 @@ def _run(kernel, workdir: Path) -> GdbRun:
             gdb.resume()
             time.sleep(2)
             gdb.interrupt()
-            victim_tgid = run.pids["gdb-victim"][0]
             questions = _idle_questions(run)
             for key, line in questions.items():
                 run.idle[key] = gdb.cmd(f"lx-oom {line}")

@@ -39,8 +39,6 @@ from typing import Dict, List
 
 import pytest
 
-from oomdrgn.testing.harness import HarnessError
-
 from oomdrgn.testing.harness import KERNEL_NAMES, Member, kernel_paths, start_population
 from oomdrgn.testing.harness.liveguest import GuestResult, LiveGuest
 from oomdrgn.testing.harness.scenarios import kill_line, oom_table
@@ -186,14 +184,8 @@ _cache: Dict[str, LiveRun] = {}
 
 
 def _boot(kp):
-    """Boot the live guest; one retry when QEMU exits during boot (seen once on
-    7.x under load, not reproduced)."""
-    for attempt in (1, 2):
-        try:
-            return LiveGuest(kp, memory_mb=1024, boot_timeout=BOOT_TIMEOUT)
-        except HarnessError as e:
-            if attempt == 2 or "did not boot" not in str(e):
-                raise
+    """Boot the live guest (a death at boot is retried once by the harness itself)."""
+    return LiveGuest(kp, memory_mb=1024, boot_timeout=BOOT_TIMEOUT)
 
 
 @pytest.fixture(scope="module", params=KERNEL_NAMES)

@@ -1,10 +1,16 @@
-"""``python -m oomdrgn.testing.harness``: run a scenario by hand, or get a guest shell."""
+"""``python -m oomdrgn.testing.harness``: fetch the kernels, run a scenario by hand, or
+get a guest shell.
+
+    python -m oomdrgn.testing.harness fetch [NAME...]   # kernels.list's kernels (default all)
+    python -m oomdrgn.testing.harness kill 6.12 --out /tmp/k612
+"""
 
 import argparse
 import sys
 from typing import List, Optional
 
-from .kernels import ARM64_KERNEL_NAMES, KERNEL_NAMES, HarnessError, kernel_paths
+from .kernels import (ARM64_KERNEL_NAMES, KERNEL_NAMES, HarnessError, fetch_kernels,
+                      kernel_paths)
 from .qemu import Guest
 from .scenarios import (SWAP_POPULATION, idle_scores, kill_moment, memcg_kill_moment,
                         memcg_panic, panic_snapshot, sysrq_table)
@@ -51,14 +57,37 @@ def _shell(args: argparse.Namespace) -> None:
         guest.interact()
 
 
+def _fetch(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m oomdrgn.testing.harness fetch",
+        description="Fetch Debian kernels and their debug vmlinux into the user cache "
+                    "(the packaged fetch-kernels.sh; idempotent).")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"default all: {' '.join(KERNEL_NAMES + ARM64_KERNEL_NAMES)}")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(KERNEL_NAMES + ARM64_KERNEL_NAMES))
+    if unknown:
+        parser.error(f"unknown kernel {unknown[0]!r}")
+    try:
+        return fetch_kernels(args.names)
+    except HarnessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m oomdrgn.testing.harness", description=__doc__)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fetch"]:
+        return _fetch(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m oomdrgn.testing.harness", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=[*SCENARIOS, "shell"],
                         help="panic: panic_on_oom snapshot; kill: dump at __oom_kill_process; "
                              "memcg-panic / memcg-kill: the same for a memcg OOM; "
                              "idle-scores: every /proc/PID/oom_score, then a dump; "
                              "sysrq: sysrq-f, dump after the kill line; "
-                             "shell: boot and hand over the ttyS1 shell")
+                             "shell: boot and hand over the ttyS1 shell "
+                             "(fetch [NAME...]: see fetch --help)")
     parser.add_argument("kernel", choices=KERNEL_NAMES + ARM64_KERNEL_NAMES)
     parser.add_argument("--out", help="directory to keep everything in (default /tmp/oomdrgn-*)")
     parser.add_argument("--format", default="elf", choices=["elf", "kdump-zlib"])

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, Iterable, List, Tuple
 
-from .kernels import HarnessError, KernelPaths, cache_dir, vm_images_dir
+from .kernels import FETCH_COMMAND, HarnessError, KernelPaths, cache_dir, vm_images_dir
 
 __all__ = ["build_initramfs", "compile_workloads", "write_cpio"]
 
@@ -71,7 +71,7 @@ def _busybox(kernel: KernelPaths) -> Tuple[Path, List[str]]:
         try:
             names = listing.read_text().split()
         except OSError:
-            raise HarnessError(f"{listing} missing: run vm-images/fetch-kernels.sh "
+            raise HarnessError(f"{listing} missing: run {FETCH_COMMAND} "
                                f"{kernel.name} again") from None
         return kernel.busybox, sorted(set(names) - {"busybox"})
     return Path(BUSYBOX), _applets()

@@ -1,12 +1,16 @@
-"""Where the test kernels and the repository's ``vm-images/`` live."""
+"""Where the test kernels and the harness's data (``oomdrgn/testing/data``) live."""
 
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
-__all__ = ["ARM64_KERNEL_NAMES", "KERNEL_NAMES", "KernelPaths", "HarnessError", "cache_dir",
-           "kernel_paths", "vm_images_dir"]
+__all__ = ["ARM64_KERNEL_NAMES", "FETCH_COMMAND", "KERNEL_NAMES", "KernelPaths", "HarnessError",
+           "cache_dir", "fetch_kernels", "kernel_paths", "vm_images_dir"]
+
+#: How a user fetches kernels (also from an installed package, no checkout).
+FETCH_COMMAND = "python -m oomdrgn.testing.harness fetch"
 
 
 class HarnessError(RuntimeError):
@@ -19,12 +23,23 @@ def cache_dir() -> Path:
 
 
 def vm_images_dir() -> Path:
-    """The repository's ``vm-images/``: ``$OOMDRGN_VM_IMAGES`` or beside ``src/``."""
+    """The harness's data: ``$OOMDRGN_VM_IMAGES``, else the package's own
+    ``oomdrgn/testing/data`` (``vm-images/`` in a checkout links to it): kernels.list,
+    fetch-kernels.sh, the guest's init, the rootfs scripts, the workload sources."""
     env = os.environ.get("OOMDRGN_VM_IMAGES")
-    path = Path(env) if env else Path(__file__).resolve().parents[4] / "vm-images"
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / "data"
     if not (path / "kernels.list").is_file():
-        raise HarnessError(f"{path} is not oomdrgn's vm-images/ (set OOMDRGN_VM_IMAGES)")
+        raise HarnessError(f"{path} holds no kernels.list (set OOMDRGN_VM_IMAGES to a copy "
+                           "of oomdrgn/testing/data)")
     return path
+
+
+def fetch_kernels(names: Sequence[str] = ()) -> int:
+    """Run the packaged ``fetch-kernels.sh`` for ``names`` (default: all of
+    ``kernels.list``) into :func:`cache_dir`; return its exit status."""
+    script = vm_images_dir() / "fetch-kernels.sh"
+    env = dict(os.environ, OOMDRGN_CACHE=str(cache_dir()))
+    return subprocess.run(["bash", str(script), *names], env=env).returncode
 
 
 def _read_list() -> Dict[str, str]:
@@ -78,12 +93,12 @@ class KernelPaths:
 def kernel_paths(name: str) -> KernelPaths:
     """The files of kernel ``name`` (see ``vm-images/kernels.list``).
 
-    :raises HarnessError: if ``vm-images/fetch-kernels.sh NAME`` has not run.
+    :raises HarnessError: if :func:`fetch_kernels` (``fetch-kernels.sh NAME``) has not run.
     """
     kdir = cache_dir() / "kernels" / name
     if not (kdir / "ok").is_file():
         raise HarnessError(f"kernel {name!r} is not in {kdir}: "
-                           f"run vm-images/fetch-kernels.sh {name}")
+                           f"run {FETCH_COMMAND} {name}")
     # Directories fetched before arm64 existed have no "arch" file: amd64.
     arch_file = kdir / "arch"
     arch = arch_file.read_text().strip() if arch_file.is_file() else "amd64"
@@ -98,7 +113,7 @@ def kernel_paths(name: str) -> KernelPaths:
     for path in filter(None, (boot_image, busybox)):
         if not path.is_file():
             raise HarnessError(f"kernel {name!r}: {path} missing: "
-                               f"run vm-images/fetch-kernels.sh {name} again")
+                               f"run {FETCH_COMMAND} {name} again")
     return KernelPaths(name=name, release=(kdir / "release").read_text().strip(),
                        vmlinuz=kdir / "vmlinuz", vmlinux=kdir / "vmlinux",
                        modules_dir=kdir / "modules", config=kdir / "config", arch=arch,

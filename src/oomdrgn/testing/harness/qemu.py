@@ -11,6 +11,11 @@ virtio console (``hvc0``) instead of ttyS1. Debian's arm64 kernels (cloud and
 16 KiB-page) have no pvpanic driver: they reboot at a panic (``panic=-1``), and
 QEMU turns the reboot into a shutdown (``-no-reboot``) and the shutdown into a
 pause (``-action shutdown=pause``), which keeps the panicked memory for the dump.
+
+A guest that panics, or whose QEMU exits, before its shell is ready (under TCG a
+rare emulator race: ``Oops: int3`` in ``sched_clock_cpu``, then ``Kernel panic -
+not syncing: Fatal exception in interrupt``) is seen at once and booted again,
+once; the retry is printed on stderr (and is a pytest warning inside a test).
 """
 
 import os
@@ -18,8 +23,10 @@ import re
 import shlex
 import shutil
 import socket
+import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Set, Union
@@ -28,10 +35,10 @@ import pexpect
 
 from .dumps import unflatten
 from .initramfs import build_initramfs
-from .kernels import HarnessError, KernelPaths, kernel_paths
+from .kernels import FETCH_COMMAND, HarnessError, KernelPaths, kernel_paths
 from .qmp import Qmp
 
-__all__ = ["Guest", "strip_timestamp"]
+__all__ = ["BootDied", "BootRetryWarning", "Guest", "boot_panic", "strip_timestamp"]
 
 QEMU = "qemu-system-x86_64"
 BASE_APPEND = "console=ttyS0 ignore_loglevel printk.time=1 panic=-1 log_buf_len=8M"
@@ -68,6 +75,37 @@ _MACHINES = {
 }
 _TIMESTAMP = re.compile(r"^\[ *\d+\.\d+\] ")
 _READY = "OOMDRGN-READY"
+_PANIC = re.compile(r"Kernel panic - not syncing:[^\n]*")
+_BOOT_POLL = 0.5  # seconds between looks at the console while the guest boots
+
+
+class BootDied(HarnessError):
+    """The guest panicked, or QEMU exited, before its shell was ready.
+
+    :param reason: the console's ``Kernel panic - not syncing: ...`` line, or
+        ``QEMU exited``
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class BootRetryWarning(UserWarning):
+    """A guest died at boot and was booted again."""
+
+
+def boot_panic(console: str) -> Optional[str]:
+    """The first ``Kernel panic - not syncing: ...`` line of ``console``, if any."""
+    m = _PANIC.search(console)
+    return m.group(0).strip() if m else None
+
+
+def _announce(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+    # pytest shows a passing test's stderr to nobody; its warnings summary does.
+    if "PYTEST_CURRENT_TEST" in os.environ:
+        warnings.warn(msg, BootRetryWarning, stacklevel=3)
 
 
 def strip_timestamp(line: str) -> str:
@@ -84,14 +122,15 @@ def _free_port() -> int:
 class Guest:
     """One QEMU guest, booted when constructed; use as a context manager.
 
-    :param kernel: a name from ``vm-images/kernels.list`` or its :class:`KernelPaths`.
+    :param kernel: a name from ``kernels.list`` (``oomdrgn/testing/data``) or its
+        :class:`KernelPaths`.
     :param workdir: where ``console.log``, ``ttyS1.log``, sockets and dumps go;
         default a fresh ``/tmp/oomdrgn-*``, removed by :meth:`close` unless ``keep``.
         A directory given here is never removed.
     :param gdb: open a gdbstub on ``127.0.0.1:gdb_port``; implies ``nokaslr``
         unless ``nokaslr=False`` is given, so ``nm`` addresses hold.
     :param gdb_wait: start halted (``-S``) until a debugger continues; then
-        call :meth:`wait_ready` yourself.
+        call :meth:`wait_ready` yourself (a death at boot is then not retried).
     :param accel: ``"tcg"`` (default, or ``$OOMDRGN_ACCEL``) or ``"kvm"``
         (refused when ``/dev/kvm`` is not usable; arm64 kernels: TCG only).
     :param swap_mb: if > 0, ``/init`` sets up swap on ``/dev/zram0`` of that
@@ -154,7 +193,7 @@ class Guest:
                 raise HarnessError(f"workdir path too long for unix sockets: {self.workdir}")
             self._start(args)
             if not gdb_wait:
-                self.wait_ready(boot_timeout)
+                self._boot(args, boot_timeout)
         except BaseException:
             self.close()
             raise
@@ -198,9 +237,48 @@ class Guest:
                 raise self._error(f"QEMU did not open its QMP socket ({err!r})")
             time.sleep(0.05)
 
+    def _boot(self, args: List[str], timeout: float) -> None:
+        """:meth:`wait_ready`; a guest that died at boot is started again, once."""
+        try:
+            self.wait_ready(timeout)
+            return
+        except BootDied as e:
+            first = e.reason
+        _announce(f"oomdrgn.harness: guest {self.kernel.name} died at boot ({first}), "
+                  "booting it again once")
+        self._stop_qemu()
+        for path in (self.console_path, self.tty_log_path, self.stderr_path):
+            if path.exists():  # kept beside the second boot's: boot1-console.log...
+                path.rename(path.with_name(f"boot1-{path.name}"))
+        self._start(args)
+        try:
+            self.wait_ready(timeout)
+        except BootDied as e:
+            raise BootDied(self._report(f"the guest died at boot twice: {first}; then "
+                                        f"{e.reason}"), e.reason) from None
+
     def wait_ready(self, timeout: float = 180.0) -> None:
-        """Wait for ``/init``'s ready marker on ttyS1 (sets :attr:`banner`)."""
-        self._expect(_READY + r"[^\r\n]*\r*\n", timeout, "the guest did not boot to its shell")
+        """Wait for ``/init``'s ready marker on ttyS1 (sets :attr:`banner`).
+
+        :raises BootDied: as soon as the console shows a kernel panic or QEMU
+            exits, before the marker.
+        """
+        what = "the guest did not boot to its shell"
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                self._tty.expect(_READY + r"[^\r\n]*\r*\n",
+                                 timeout=max(0.0, min(_BOOT_POLL, left)))
+                break
+            except pexpect.EOF:
+                reason = "QEMU exited"
+            except pexpect.TIMEOUT:
+                reason = boot_panic(self.console_text()) or ""
+                if not reason and left <= 0:
+                    raise self._error(f"{what} (timeout {timeout:g}s)") from None
+            if reason:
+                raise BootDied(self._report(f"{what}: {reason}"), reason) from None
         self.banner = (self._tty.after or "").strip()
         # The banner comes from the shell's own tty, so input is not lost; one
         # retry still covers a slow first prompt under TCG.
@@ -215,7 +293,7 @@ class Guest:
             swaps = self.run("cat /proc/swaps")
             if "/dev/zram0" not in swaps:
                 raise self._error(f"no zram swap ({self.swap_mb} MB asked):\n{swaps}"
-                                  "\n(re-run vm-images/fetch-kernels.sh for zram.ko?)")
+                                  f"\n(re-run {FETCH_COMMAND} {self.kernel.name} for zram.ko?)")
 
     # -- the ttyS1 shell ---------------------------------------------------------
 
@@ -358,6 +436,10 @@ class Guest:
     # -- teardown -----------------------------------------------------------------
 
     def _error(self, msg: str) -> HarnessError:
+        return HarnessError(self._report(msg))
+
+    def _report(self, msg: str) -> str:
+        """``msg`` with the tails of the console, the shell port and QEMU's stderr."""
         tail = "\n".join(self.console_text().splitlines()[-40:])
         parts = [f"{msg} [kernel {self.kernel.name}, workdir {self.workdir}]",
                  f"--- console.log tail ---\n{tail}"]
@@ -367,10 +449,10 @@ class Guest:
             parts.append(f"--- qemu stderr ---\n{self.stderr_path.read_text()[-2000:]}")
         except OSError:
             pass
-        return HarnessError("\n".join(parts))
+        return "\n".join(parts)
 
-    def close(self) -> None:
-        """Kill QEMU, remove the sockets, and the workdir unless kept or given."""
+    def _stop_qemu(self) -> None:
+        """Kill QEMU and remove its sockets."""
         if self._qmp is not None:
             self._qmp.close()
             self._qmp = None
@@ -382,6 +464,10 @@ class Guest:
             self._tty = None
         for sock in (self.qmp_path, self.qmp_path_for_drgn):
             sock.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Kill QEMU, remove the sockets, and the workdir unless kept or given."""
+        self._stop_qemu()
         if self._own_workdir and not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fetch Debian kernels (vmlinuz, debug vmlinux, a few modules) into the user
 # cache, through a private apt configuration (the system's sources are not touched).
-# Usage: vm-images/fetch-kernels.sh [NAME...]   (names from vm-images/kernels.list)
+# Usage: vm-images/fetch-kernels.sh [NAME...]   (names from the kernels.list beside it)
+#   or, from an installed oomdrgn (no checkout): python -m oomdrgn.testing.harness fetch [NAME...]
+# Needs only what sits beside it (kernels.list) and a Debian host's apt-get and dpkg-deb.
 # The flavour is Debian's (linux-image-<flavour> names the current ABI):
 # cloud-ARCH unless the kernels.list row names another before its apt line.
 # Kernels of another architecture (arm64) come through the same configuration
@@ -146,7 +148,7 @@ fetch_one() {
     arm64) qemu_arch=aarch64; objcopy=aarch64-linux-gnu-objcopy;;
     *) log "$name: architecture $arch not supported"; return 1;;
   esac
-  command -v "$objcopy" >/dev/null || { log "$name: $objcopy missing (scripts/setup.sh installs it)"; return 1; }
+  command -v "$objcopy" >/dev/null || { log "$name: $objcopy missing (Debian package binutils, or binutils-aarch64-linux-gnu for arm64)"; return 1; }
   # The amd64 lists keep their old place; another architecture has its own
   # (apt fetches the Packages files of APT::Architecture only).
   local adir="$cache/apt/$suite"

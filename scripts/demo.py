@@ -2,7 +2,7 @@
 """The demo: a real Debian kernel in QEMU runs out of memory; oomdrgn reads the
 vmcore of that moment and prints the same lines the kernel printed.
 
-Usage: vm-images/demo.py [KERNEL...]   (default: 6.12; names from kernels.list)
+Usage: scripts/demo.py [KERNEL...]   (default: 6.12; names from kernels.list)
 """
 
 import shutil
@@ -15,11 +15,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from oomdrgn.testing.harness import KERNEL_NAMES, kernel_paths, kill_moment  # noqa: E402
 
 
-def _oomdrgn(*args):
+def _oomdrgn(*args) -> str:
+    """Run ``oomdrgn ARGS``: print its command line, then its output; return its stdout."""
     cmd = [sys.executable, "-m", "oomdrgn.cli", *map(str, args)]
-    print("$ oomdrgn " + " ".join(map(str, args)))
+    print("$ oomdrgn " + " ".join(map(str, args)), flush=True)
     res = subprocess.run(cmd, capture_output=True, text=True)
     sys.stderr.write(res.stderr)
+    sys.stderr.flush()
+    print(res.stdout, end="", flush=True)
+    if res.returncode:
+        print(f"(exit status {res.returncode})", flush=True)
     return res.stdout
 
 
@@ -36,7 +41,6 @@ def demo(name: str) -> bool:
         print("\n--- oomdrgn, from the vmcore of that moment ---")
         ours = _oomdrgn("-c", art.vmcore, "-s", kernel.vmlinux, "tasks")
         ours += _oomdrgn("-c", art.vmcore, "-s", kernel.vmlinux, "-q", "kill", art.victim_pid)
-        print(ours, end="")
         same = ours == kernel_text
         print(f"\n{name}: {'IDENTICAL, byte for byte' if same else 'DIFFERENT'} "
               f"({len(art.table_lines) + 1} lines)\n")

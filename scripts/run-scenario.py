@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run an OOM scenario on a fetched kernel and keep its artifacts.
 
-Usage: vm-images/run-scenario.py {panic,kill,shell} KERNEL [--out DIR] [--format elf|kdump-zlib]
+Usage: scripts/run-scenario.py {panic,kill,shell} KERNEL [--out DIR] [--format elf|kdump-zlib]
 Same as ``python -m oomdrgn.testing.harness``, without installing oomdrgn.
 """
 import sys
