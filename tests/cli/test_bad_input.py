@@ -3,7 +3,6 @@
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -11,14 +10,14 @@ import pytest
 
 from oomdrgn.core import errors
 
+from ..runner import run_oomdrgn
 from .unprivileged import as_user, python_for, world_readable_site
 
 NOBODY = 65534
 
 
 def oomdrgn(*args):
-    cmd = [sys.executable, "-m", "oomdrgn.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return run_oomdrgn(*args, check_status=None, timeout=120)
 
 
 class Nobody:

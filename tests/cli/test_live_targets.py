@@ -2,16 +2,15 @@
 
 import os
 import socket
-import subprocess
-import sys
 import threading
 
 from oomdrgn.core import errors
 
+from ..runner import run_oomdrgn
+
 
 def oomdrgn(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "oomdrgn.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+    return run_oomdrgn(*args, check_status=None, timeout=timeout)
 
 
 def _one_line(res, status, *words):

@@ -1,7 +1,11 @@
-"""Real Debian kernels under QEMU: each scenario runs once per kernel per session.
+"""Real Debian kernels under QEMU, x86-64 and arm64: each scenario runs once per
+kernel per session.
 
-The dumps (ELF ~270 MB and kdump-zlib ~20 MB of the same moment) live in a
-temporary directory removed as soon as that kernel's tests are done.
+Every test that takes ``kernel`` runs on every kernel of ``kernels.list`` (four
+x86-64, three arm64), unless its module names one architecture with
+``pytest.mark.arch("x86_64")`` and says why. The dumps (ELF ~270 MB and
+kdump-zlib ~20 MB of the same moment) live in a temporary directory removed as
+soon as that kernel's tests are done.
 """
 
 import shutil
@@ -9,7 +13,8 @@ import tempfile
 
 import pytest
 
-from oomdrgn.testing.harness import KERNEL_NAMES, Member, kernel_paths, kill_moment, panic_snapshot
+from oomdrgn.testing.harness import (ARM64_KERNEL_NAMES, KERNEL_NAMES, Member, kernel_paths,
+                                    kill_moment, panic_snapshot)
 from oomdrgn.testing.harness.scenarios import idle_scores, memcg_kill_moment, memcg_panic
 
 from .oracle import scenario as _scenario
@@ -27,9 +32,29 @@ KILL_POPULATION = (
 )
 
 
-@pytest.fixture(scope="session", params=KERNEL_NAMES)
+#: kernels.list's names by the ELF machine they run on.
+KERNELS_BY_ARCH = {"x86_64": KERNEL_NAMES, "aarch64": ARM64_KERNEL_NAMES}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "arch(machine): the test runs on that "
+                            "architecture's kernels only (x86_64, aarch64)")
+
+
+def pytest_generate_tests(metafunc):
+    """``kernel``: every kernel, or those of the module's ``arch`` marker."""
+    if "kernel" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("arch")
+    names = (KERNEL_NAMES + ARM64_KERNEL_NAMES if marker is None
+             else KERNELS_BY_ARCH[marker.args[0]])
+    metafunc.parametrize("kernel", names, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def kernel(request):
-    """One of the four Debian kernels (5.10, 6.1, 6.12, 7.x)."""
+    """One Debian kernel: 5.10, 6.1, 6.12, 7.x (x86-64); 6.1-arm64, 6.12-arm64,
+    6.12-arm64-16k (arm64 under qemu-system-aarch64 -M virt, TCG)."""
     return kernel_paths(request.param)
 
 

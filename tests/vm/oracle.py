@@ -1,20 +1,11 @@
 """Helpers for the real-kernel tests."""
 
 import shutil
-import subprocess
-import sys
 import tempfile
 
+from ..runner import run_oomdrgn  # noqa: F401  (the real-kernel tests take it from here)
+
 FORMATS = ("elf", "kdump-zlib")  # every moment is dumped in both of QEMU's formats
-
-
-def run_oomdrgn(*args, check_status=0):
-    """The installed CLI; returns the CompletedProcess (stdout, stderr text)."""
-    res = subprocess.run([sys.executable, "-m", "oomdrgn.cli", *map(str, args)],
-                         capture_output=True, text=True, timeout=300)
-    if check_status is not None:
-        assert res.returncode == check_status, res.stderr
-    return res
 
 
 def check_fast_path(vmcore, vmlinux, percpu: bool) -> None:

@@ -6,7 +6,8 @@ import shutil
 import pexpect
 import pytest
 
-pytestmark = pytest.mark.vm
+# x86-64 only: loading %oom into drgn's console does not depend on the architecture.
+pytestmark = [pytest.mark.vm, pytest.mark.arch("x86_64")]
 
 PROMPT = "\r\n>>> "
 

@@ -26,9 +26,11 @@ import pytest
 from oomdrgn.testing.harness import (KERNEL_NAMES, Guest, Member, kernel_paths, kill_line, oom_table,
                              start_hog, start_population, summary_line)
 
+from ..runner import run_oomdrgn
 from .gdbsession import PLUGIN, GdbSession
 
-pytestmark = pytest.mark.vm
+# x86-64 guests (gdb, KASLR, the first argument in $rdi); arm64: test_gdb_arm64.py.
+pytestmark = [pytest.mark.vm, pytest.mark.arch("x86_64")]
 
 # The victim (highest oom_score_adj) is multi-threaded and its leader has
 # exited: the kill line names the thread that still has the mm.
@@ -95,8 +97,7 @@ def _idle_questions(run: "GdbRun") -> Dict[str, str]:
 
 
 def _oomdrgn(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "oomdrgn.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    return run_oomdrgn(*args, check_status=None)
 
 
 def _run(kernel, workdir: Path) -> GdbRun:

@@ -16,7 +16,8 @@ import pytest
 from oomdrgn.testing.harness.scenarios import (IDLE_POPULATION, SWAP_POPULATION, panic_snapshot,
                                        sysrq_table)
 
-pytestmark = pytest.mark.vm
+# x86-64 only: the harness's own scenarios (swap, sysrq) are checked once.
+pytestmark = [pytest.mark.vm, pytest.mark.arch("x86_64")]
 
 MEMCG = "job"
 _ROW = re.compile(r"^\[\s*(\d+)\]\s+(.*)$")

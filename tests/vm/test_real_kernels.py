@@ -1,13 +1,18 @@
-"""oomdrgn's output equals, byte for byte, what each real kernel printed."""
+"""oomdrgn's output equals, byte for byte, what each real kernel printed: every
+x86-64 and arm64 kernel, each dump in ELF and kdump-zlib, read on this host."""
 
 import json
 import re
 
 import pytest
 
+from oomdrgn.core.diskdump import DiskDump, block_size_mismatch
+from oomdrgn.core.elffile import elf_machine
+
 from .oracle import FORMATS, check_fast_path, run_oomdrgn
 
-pytestmark = pytest.mark.vm
+# One scenario is 10-25 s under TCG; the first test of each fixture pays for it.
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(300)]
 
 
 def printed(lines):
@@ -17,6 +22,51 @@ def printed(lines):
 def _table_rows(art):
     # The console's rows, without title and header.
     return [l for l in art.table_lines if l.startswith("[") and not l.startswith("[  pid  ]")]
+
+
+def test_kernel_files_are_the_lists(kernel):
+    assert elf_machine(str(kernel.vmlinux)) == kernel.machine
+    assert kernel.release.endswith("-" + kernel.flavour)
+
+
+def test_panic_was_on_that_kernel(kernel, panic):
+    # The guest's own boot log names the release (and on arm64 the machine).
+    text = "\n".join(panic.console_lines)
+    assert kernel.release in text
+    if kernel.arch == "arm64":
+        assert "Machine model: linux,dummy-virt" in text
+    assert any(l.startswith("Kernel panic - not syncing: Out of memory")
+               for l in panic.console_lines)
+
+
+def test_page_size_is_the_kernels(kernel, killed):
+    # 6.12-arm64-16k: 16 KiB pages, so K(x) = x << 4 in the kill line. QEMU 7.2
+    # writes arm64 kdumps in 64 KiB blocks: diskdump.py reads them, not libkdumpfile.
+    config = kernel.config.read_text()
+    m = re.search(r"^CONFIG_ARM64_(4|16|64)K_PAGES=y$", config, re.M)
+    kib = int(m.group(1)) if kernel.arch == "arm64" else 4
+    assert (kib == 16) == kernel.flavour.endswith("-16k")
+    dump = DiskDump(str(killed.vmcores["kdump-zlib"]))
+    try:
+        assert dump.page_size == kib * 1024
+        sizes = (dump.block_size, dump.page_size)
+        assert block_size_mismatch(dump.path) == (sizes if sizes[0] != sizes[1] else None)
+    finally:
+        dump.close()
+    values = re.findall(r"(?:total-vm|anon-rss|file-rss|shmem-rss):(\d+)kB", killed.kill_line)
+    assert len(values) == 4 and all(int(v) % kib == 0 for v in values), killed.kill_line
+
+
+@pytest.mark.parametrize("fraction", [0.001, 0.5])
+def test_truncated_kdump(kernel, panic, tmp_path, fraction):
+    # Cut kdumps (libkdumpfile's, or diskdump.py's 64 KiB-block ones): one line.
+    data = panic.vmcores["kdump-zlib"].read_bytes()
+    cut = tmp_path / "vmcore.cut"
+    cut.write_bytes(data[:int(len(data) * fraction)])
+    res = run_oomdrgn("-c", cut, "-s", kernel.vmlinux, "tasks", check_status=None)
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("oomdrgn: ")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -6,7 +6,8 @@ import pytest
 
 from oomdrgn.testing import OomGuest
 
-pytestmark = pytest.mark.vm
+# x86-64 only: the OomGuest API's default kernels.
+pytestmark = [pytest.mark.vm, pytest.mark.arch("x86_64")]
 
 
 @pytest.mark.timeout(600)
