@@ -328,4 +328,4 @@ def test_plugin_found_through_a_symlink_or_pythonpath(tmp_path):
     if installed:  # oomdrgn installed for the system python3: the copy uses it
         assert "Load the vmlinux symbols where the kernel runs (KASLR)." in out, out
     else:
-        assert "oomdrgn-gdb: cannot import oomdrgn" in out, out
+        assert "oomdrgn-gdb: cannot find oomdrgn" in out, out

@@ -98,8 +98,7 @@ def test_memcg_report_beside_the_memcgs_table(kernel, memcg_panicked):
     art = memcg_panicked
     prog = open_program(core=str(art.vmcores["elf"]), vmlinux=[str(kernel.vmlinux)])
     out = io.StringIO()
-    status = run_report(reader_for(prog), prog, argparse.Namespace(command="report", json=True),
-                        out)
+    status = run_report(reader_for(prog), argparse.Namespace(command="report", json=True), out)
     assert status == 0
     last = json.loads(out.getvalue())["reports"][-1]
     assert last["memcg"] and last["memcg_path"] == art.memcg
