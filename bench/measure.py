@@ -3,6 +3,7 @@
 
 Usage: measure.py MODE VMCORE VMLINUX      (or --qemu SOCKET VMLINUX)
 MODE: load (open the program only: the baseline), oomdrgn (the dump_tasks table),
+oom-report (the whole OOM report: Mem-Info, table, victim, summary, kill line),
 crash-ps (drgn's %crash ps -G), loop (a plain drgn loop computing the columns
 field by field through drgn Objects).
 Prints one JSON line: mode, seconds (after the program is loaded; modules are
@@ -75,6 +76,13 @@ def main() -> int:
         text = format_dump_tasks(reader, table)
         rows = len(table)
         assert text
+    elif mode == "oom-report":
+        from oomdrgn.core.oom_report import oom_control, oom_report
+        reader = DrgnReader(prog)
+        setup = time.perf_counter() - t0
+        report = oom_report(reader, oom_control(reader))
+        rows = len(next(s for s in report.sections if s.name == "tasks").lines) - 2
+        assert report.lines
     elif mode == "crash-ps":
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):

@@ -4,6 +4,7 @@ on vmcores of real guests with 1k..20k processes (and 200 x 100 threads), in one
 
 Usage: bench/scale.py [--kernel 6.1] [--sizes 1000,5000,10000,20000] [--no-threads]
                       [--no-qemu] [--repeat 3]
+Also times ``oom-report`` (the whole report) against ``tasks`` on the same vmcore.
 Prints, per vmcore: rows, seconds per mode (best of --repeat, program already
 loaded), ratios to %crash ps -G, microseconds per process (oomdrgn's fixed set-up
 left out and printed apart), and peak memory of
@@ -25,7 +26,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 from oomdrgn.testing.harness import Guest, Member, kernel_paths, start_population  # noqa: E402
 
-MODES = ("load", "oomdrgn", "crash-ps", "loop")
+MODES = ("load", "oomdrgn", "oom-report", "crash-ps", "loop")
 
 
 def measure(target: list, vmlinux: Path, repeat: int) -> dict:
@@ -101,12 +102,15 @@ def report(r: dict) -> str:
         base = m["load"]["max_rss_kb"]
         lines.append(f"  {where}: rows {m['oomdrgn']['rows']} "
                      f"(oomdrgn's fixed set-up {m['oomdrgn']['setup_seconds'] * 1e3:.1f} ms)")
-        for mode in ("oomdrgn", "crash-ps", "loop"):
+        for mode in ("oomdrgn", "oom-report", "crash-ps", "loop"):
             s = m[mode]["seconds"]
             lines.append(f"    {mode:9s} {s:8.3f} s  {s / crash:6.3f}x crash-ps  "
                          f"{per_process_us(m[mode], r['processes']):7.1f} us/process  "
                          f"peak {m[mode]['max_rss_kb'] / 1024:7.1f} MB "
                          f"({m[mode]['max_rss_kb'] / base:4.2f}x load-only)")
+        if "oom-report" in m:
+            lines.append(f"    oom-report / tasks: "
+                         f"{m['oom-report']['seconds'] / m['oomdrgn']['seconds']:.2f}x")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The demo: a real Debian kernel in QEMU runs out of memory; oomdrgn reads the
-vmcore of that moment and prints the same lines the kernel printed.
+vmcore of that moment and prints the same OOM report the kernel printed, from the
+``invoked oom-killer`` line to the kill line (the stack's frames aside).
 
 Usage: scripts/demo.py [KERNEL...]   (default: 6.12; names from kernels.list)
 """
@@ -12,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from oomdrgn.core.report_sections import PARTS, split_report  # noqa: E402
 from oomdrgn.testing.harness import KERNEL_NAMES, kernel_paths, kill_moment  # noqa: E402
 
 
@@ -35,15 +37,30 @@ def demo(name: str) -> bool:
     workdir = tempfile.mkdtemp(prefix=f"oomdrgn-demo-{name}-", dir="/tmp")
     try:
         art = kill_moment(name, workdir, fmt="kdump-zlib")
-        kernel_text = "".join(l + "\n" for l in art.table_lines) + art.kill_line + "\n"
+        lines = art.console_lines
+        end = lines.index(art.kill_line)
+        start = max(i for i, text in enumerate(lines[:end]) if " invoked oom-killer: " in text)
+        kernel_report = lines[start:end + 1]
         print(f"\n--- the kernel printed (console, timestamps stripped), {art.seconds}s ---")
-        print(kernel_text, end="")
+        print("\n".join(kernel_report))
         print("\n--- oomdrgn, from the vmcore of that moment ---")
-        ours = _oomdrgn("-c", art.vmcore, "-s", kernel.vmlinux, "tasks")
-        ours += _oomdrgn("-c", art.vmcore, "-s", kernel.vmlinux, "-q", "kill", art.victim_pid)
-        same = ours == kernel_text
+        ours = _oomdrgn("-c", art.vmcore, "-s", kernel.vmlinux, "oom-report")
+        theirs, mine = split_report(kernel_report), split_report(
+            [line for line in ours.splitlines() if not line.startswith("# ")])
+        print()
+        same = True
+        for part in PARTS:
+            if part not in theirs and part not in mine:
+                continue
+            if part == "frames":
+                print(f"  {part:<11} not compared (unwound from the dump, marked so)")
+                continue
+            equal = theirs.get(part) == mine.get(part)
+            same &= equal
+            print(f"  {part:<11} {'identical' if equal else 'DIFFERENT'} "
+                  f"({len(theirs.get(part, []))} lines)")
         print(f"\n{name}: {'IDENTICAL, byte for byte' if same else 'DIFFERENT'} "
-              f"({len(art.table_lines) + 1} lines)\n")
+              f"(the whole report but its stack frames)\n")
         return same
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,9 +1,10 @@
 """``oomdrgn``: the command line. Opens a target with drgn and runs one subcommand."""
 
 import argparse
+import io
 import logging
 import sys
-from typing import List, Optional
+from typing import List, Optional, cast
 
 from .commands.subcommands import add_rule_argument, add_subcommands, run_command
 from .core.errors import EXIT_INTERNAL, OomdrgnError
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    sys.stdout.reconfigure(errors="surrogateescape")
+    cast(io.TextIOWrapper, sys.stdout).reconfigure(errors="surrogateescape")
     if not args.debug:
         # drgn logs its own warnings (e.g. an ignored vmlinux); oomdrgn says
         # what matters in its one line.

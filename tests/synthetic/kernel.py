@@ -233,9 +233,10 @@ class _Types:
         for t, name in members:
             if isinstance(t, _Ptr):
                 size = a = 8
-                ref = t
-                mtype: Union[Type, Callable[[], Type]] = (
-                    lambda ref=ref: self.prog.pointer_type(self.get(ref.kind, ref.name)))
+
+                def lazy(ref: _Ptr = t) -> Type:  # the pointee may not be defined yet
+                    return self.prog.pointer_type(self.get(ref.kind, ref.name))
+                mtype: Union[Type, Callable[[], Type]] = lazy
             else:
                 size, a, mtype = sizeof(t), alignof(t), t
             offset = (offset + a - 1) // a * a

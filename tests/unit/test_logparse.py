@@ -369,6 +369,31 @@ def test_public_journal_t1_memcg():
     assert r.table.header.prefix.endswith(" kernel: ")
 
 
+def test_t0_rhel7_table_from_the_t1_log():
+    """RHEL 7 (3.10) prints no nr_pmds (dc6c9a35b66b, v4.0) and no ``Tasks state``
+    title: the real T1 log's rows, rendered with 3.10's dump_tasks() format in place
+    of the T1 header and rows (no complete public 3.10 report was found), are read
+    as T0 with the sacrifice and kill lines, and re-render exactly."""
+    from oomdrgn.core.eras import table_format
+    t0, t1 = table_format("T0"), table_format("T1")
+    (orig,) = public("journal-T1-memcg.log")
+    by_text = dict(zip((line.text for line in orig.table.row_lines), orig.table.rows))
+    out = []
+    for raw in (LOGS / "public" / "journal-T1-memcg.log").read_text().split("\n"):
+        line = split_prefix(0, raw)
+        if line.text == t1.header.rstrip("\n"):
+            raw = line.prefix + t0.header.rstrip("\n")
+        elif line.text in by_text:
+            raw = line.prefix + format_row(t0, by_text[line.text]).rstrip("\n")
+        out.append(raw)
+    (r,) = parse_lines(out)
+    assert r.table.era == "T0" and r.table.title is None
+    assert [(row.pid, row.nr_ptes, row.nr_pmds) for row in r.table.rows] == \
+        [(row.pid, row.nr_ptes, 0) for row in orig.table.rows]
+    assert r.sacrifice.pid == r.kill.victim.pid == orig.kill.victim.pid
+    for row, line in zip(r.table.rows, r.table.row_lines):
+        assert format_row(t0, row) == line.text + "\n"
+
 def test_public_summary_without_cpuset_or_memcg():
     (r,) = public("5.8-no-cpuset.log")
     s = r.summary

@@ -13,9 +13,13 @@ import tempfile
 
 import pytest
 
+from oomdrgn.drgn.backend import reader_for
+from oomdrgn.drgn.program import open_program
+
 from oomdrgn.testing.harness import (ARM64_KERNEL_NAMES, KERNEL_NAMES, Member, kernel_paths,
                                     kill_moment, panic_snapshot)
-from oomdrgn.testing.harness.scenarios import idle_scores, memcg_kill_moment, memcg_panic
+from oomdrgn.testing.harness.scenarios import (idle_scores, memcg_kill_moment, memcg_panic,
+                                               numa_kill_moment, slab_kill_moment)
 
 from .oracle import scenario as _scenario
 
@@ -39,6 +43,8 @@ KERNELS_BY_ARCH = {"x86_64": KERNEL_NAMES, "aarch64": ARM64_KERNEL_NAMES}
 def pytest_configure(config):
     config.addinivalue_line("markers", "arch(machine): the test runs on that "
                             "architecture's kernels only (x86_64, aarch64)")
+    config.addinivalue_line("markers", "kernels(*names): the test runs on these "
+                            "kernels only (a scenario too costly for all)")
 
 
 def pytest_generate_tests(metafunc):
@@ -48,6 +54,11 @@ def pytest_generate_tests(metafunc):
     marker = metafunc.definition.get_closest_marker("arch")
     names = (KERNEL_NAMES + ARM64_KERNEL_NAMES if marker is None
              else KERNELS_BY_ARCH[marker.args[0]])
+    only = metafunc.definition.get_closest_marker("kernels")
+    if only is not None:  # a scenario run on a few kernels (suite time): no skips
+        unknown = set(only.args) - set(names)
+        assert not unknown, f"kernels marker names unknown kernels {sorted(unknown)}"
+        names = [n for n in names if n in only.args]
     metafunc.parametrize("kernel", names, indirect=True, scope="session")
 
 
@@ -103,3 +114,36 @@ def idle(kernel):
         raise
     yield art
     shutil.rmtree(art.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def slab(kernel):
+    """:func:`slab_kill_moment` (one boot, both dump formats)."""
+    art = _scenario(slab_kill_moment, kernel)
+    yield art
+    shutil.rmtree(art.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def numa(kernel):
+    """:func:`numa_kill_moment` (one boot, both dump formats)."""
+    art = _scenario(numa_kill_moment, kernel)
+    yield art
+    shutil.rmtree(art.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def programs():
+    """``programs(kernel, art, fmt)``: ``(prog, reader)`` of a scenario's dump, opened once.
+    One kernel's programs at a time: an open Program keeps its (removed) dump on disk."""
+    cache: dict = {}
+
+    def get(kernel, art, fmt):
+        key = (kernel.name, str(art.vmcores[fmt]))
+        if any(k[0] != kernel.name for k in cache):
+            cache.clear()
+        if key not in cache:
+            prog = open_program(core=str(art.vmcores[fmt]), vmlinux=[str(kernel.vmlinux)])
+            cache[key] = (prog, reader_for(prog))
+        return cache[key]
+    return get

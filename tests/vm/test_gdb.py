@@ -79,6 +79,8 @@ class GdbRun:
     kill_drgn: Optional[subprocess.CompletedProcess] = None
     report: str = ""
     report_drgn: Optional[subprocess.CompletedProcess] = None
+    oom_report: str = ""
+    oom_report_drgn: Optional[subprocess.CompletedProcess] = None
     # What the kernel printed.
     table_lines: List[str] = field(default_factory=list)
     printed_kill_line: Optional[str] = None
@@ -161,6 +163,7 @@ def _run(kernel, workdir: Path) -> GdbRun:
             # The OOM in progress: its invoked line, table and summary are in
             # the printk ring already.
             run.report = gdb.cmd("lx-oom report")
+            run.oom_report = gdb.cmd("lx-oom oom-report --json", timeout=300)
             mark("kill lx-oom")
             kill_dump = guest.dump(workdir / "kill.kdump", "kdump-zlib")
             gdb.detach()
@@ -175,6 +178,7 @@ def _run(kernel, workdir: Path) -> GdbRun:
         run.idle_drgn[key] = _oomdrgn("-c", idle_dump, "-s", vmlinux, "-q", *line.split())
     run.kill_drgn = _oomdrgn("-c", kill_dump, "-s", vmlinux, "-q", "tasks")
     run.report_drgn = _oomdrgn("-c", kill_dump, "-s", vmlinux, "-q", "report")
+    run.oom_report_drgn = _oomdrgn("-c", kill_dump, "-s", vmlinux, "-q", "oom-report", "--json")
     mark("drgn")
     return run
 
@@ -329,3 +333,21 @@ def test_plugin_found_through_a_symlink_or_pythonpath(tmp_path):
         assert "Load the vmlinux symbols where the kernel runs (KASLR)." in out, out
     else:
         assert "oomdrgn-gdb: cannot find oomdrgn" in out, out
+
+
+def _sections(text: str) -> dict:
+    doc = json.loads(text[text.index("{"):])
+    return {s["name"]: s["lines"] for s in doc["sections"]}
+
+
+@pytest.mark.timeout(600)
+def test_oom_report_over_gdb_equals_drgn_on_its_dump(gdb_run):
+    # The whole report at the kill moment: GDB has no struct oom_control and no
+    # frames, so gfp_mask and order come from the OOM's own invoked line in the
+    # printk ring; every exact part equals drgn's on the dump of that moment.
+    assert gdb_run.oom_report_drgn.returncode == 0, gdb_run.oom_report_drgn.stderr
+    ours, drgn = _sections(gdb_run.oom_report), _sections(gdb_run.oom_report_drgn.stdout)
+    assert ours.pop("frames") == []
+    drgn.pop("frames")
+    assert ours == drgn
+    assert {"invoked", "dump_stack", "show_mem", "tasks", "summary", "kill"} <= set(ours)

@@ -46,3 +46,25 @@ def test_truncated_vmcore(kernel, panic, tmp_path, fraction):
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith("oomdrgn: ")
+
+
+@pytest.mark.parametrize("args, status, words", [
+    (("--gfp", "GFP_NOSUCH"), errors.EXIT_USAGE, ("--gfp", "GFP_NOSUCH")),
+    (("--gfp", "0xzz"), errors.EXIT_USAGE, ("--gfp",)),
+    (("--order", "99"), errors.EXIT_USAGE, ("--order 99 out of range",)),
+    (("--memcg", "/no/such/group"), errors.EXIT_QUERY, ("/no/such/group",)),
+    (("--current", "4000000"), errors.EXIT_QUERY, ("--current 4000000",)),
+    (("--victim", "4000000"), errors.EXIT_QUERY, ("--victim 4000000",)),
+])
+def test_oom_report_bad_options(kernel, panic, args, status, words):
+    res = run_oomdrgn("-c", panic.vmcore, "-s", kernel.vmlinux, "-q", "oom-report", *args,
+                      check_status=None)
+    one_line(res, status, *words)
+    assert res.stdout == ""
+
+
+def test_oom_report_order_not_a_number(kernel, panic):
+    res = run_oomdrgn("-c", panic.vmcore, "-s", kernel.vmlinux, "oom-report", "--order", "x",
+                      check_status=None)
+    assert res.returncode == errors.EXIT_USAGE and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].endswith("not an order: 'x'")

@@ -29,20 +29,6 @@ def _rows(table_lines):
     return [l for l in table_lines if l.startswith("[") and not l.startswith("[  pid  ]")]
 
 
-@pytest.fixture(scope="module")
-def programs():
-    # One kernel's programs at a time: an open Program keeps its (removed) dump on disk.
-    cache = {}
-
-    def get(kernel, panic, fmt):
-        key = (kernel.name, str(panic.vmcores[fmt]))
-        if any(k[0] != kernel.name for k in cache):
-            cache.clear()
-        if key not in cache:
-            prog = open_program(core=str(panic.vmcores[fmt]), vmlinux=[str(kernel.vmlinux)])
-            cache[key] = (prog, reader_for(prog))
-        return cache[key]
-    return get
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

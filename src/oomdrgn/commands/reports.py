@@ -10,14 +10,16 @@ Argument parsing and printing only.
 """
 
 import argparse
+import dataclasses
 import json
 import sys
-from typing import Any, Optional, TextIO
+from typing import Any, List, Optional, TextIO, cast
 
 from ..core.eras import kill_format
 from ..core.errors import EXIT_PARTIAL, EXIT_PERMISSION, EXIT_QUERY, EXIT_TARGET, EXIT_USAGE, OomdrgnError
 from ..core.logparse import LogLine, OomReport, parse_lines, parse_log, report_as_dict
 from ..core.logcompare import compare_report, comparison_as_dict, format_comparison, oom_memcg
+from ..core.logged_memory import compare_logged_memory, logged_parts
 from ..core.model import ReadFailure
 from ..core.formats import format_kill_line, format_row, format_table
 
@@ -57,9 +59,10 @@ def rerender(report: OomReport) -> dict:
                                    if format_row(fmt, row) != line.text + "\n"]
     k = report.kill
     if k is not None:
-        fmt = kill_format(k.era)
-        line = format_kill_line(fmt, k.victim, k.message) if fmt.prefixed \
-            else format_kill_line(fmt, k.victim)
+        kfmt = kill_format(k.era)
+        # (k.message is None only on a prefixed era's line that lost its prefix.)
+        line = format_kill_line(kfmt, k.victim, cast(str, k.message)) if kfmt.prefixed \
+            else format_kill_line(kfmt, k.victim)
         out["kill"] = line
         out["kill_identical"] = line == k.line.text + "\n"
     return out
@@ -125,6 +128,7 @@ def describe_report(index: int, report: OomReport) -> str:
 def _rendered_text(report: OomReport, again: dict) -> str:
     out = []
     if again["table"] is not None:
+        assert report.table is not None  # rerender() printed it
         bad = again["table_mismatches"]
         verdict = "identical to the log's rows" if not bad else \
             f"DIFFERS from the log at lines {', '.join(map(str, bad))}"
@@ -200,7 +204,8 @@ def _report(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
                            EXIT_USAGE)
     from ..core.oom import dump_tasks
 
-    reports = parse_lines(reader.log_lines())
+    log = reader.log_lines()
+    reports = parse_lines(log)
     if not reports:
         raise OomdrgnError("no OOM report in the target's kernel log", EXIT_QUERY)
     current = dump_tasks(reader)
@@ -209,9 +214,11 @@ def _report(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
     docs = []
     for i, report in enumerate(reports, 1):
         cmp = _compare(reader, report, current)
+        memory = compare_logged_memory(reader, report, logged_parts(log, report))
         if args.json:
             docs.append({"index": i, **report_as_dict(report),
-                         "comparison": None if cmp is None else comparison_as_dict(cmp)})
+                         "comparison": None if cmp is None else comparison_as_dict(cmp),
+                         "memory_comparison": None if memory is None else _memory_json(memory)})
             continue
         text = [("\n" if i > 1 else "") + describe_report(i, report)]
         if cmp is None:
@@ -221,11 +228,36 @@ def _report(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
                 text.append(f"  note: the log's table is {cmp.era}, this kernel prints {era_now}\n")
             text.append("  compared with the rows oomdrgn computes from memory now:\n")
             text.extend("    " + line for line in format_comparison(cmp).splitlines(True))
+        if memory is not None:
+            text.extend(_memory_text(memory))
         out.write("".join(text))
     if args.json:
         json.dump({"table_format_now": era_now, "reports": docs}, out, indent=1)
         out.write("\n")
     return status
+
+
+def _memory_json(memory) -> dict:
+    return {"args": memory.args, "note": memory.note, "counts": memory.counts(),
+            "parts": {part: [{"verdict": c.verdict, "logged": c.logged, "now": c.now,
+                              "moved": [dataclasses.asdict(m) for m in c.moved],
+                              "notes": c.notes} for c in comparisons]
+                      for part, comparisons in memory.parts.items()}}
+
+
+def _memory_text(memory) -> List[str]:
+    args = ", ".join(f"{k} {v}" for k, v in memory.args.items() if v is not None)
+    out = [f"  memory lines compared with memory now ({args}):\n"]
+    if memory.note:
+        out.append(f"    note: {memory.note}\n")
+    for part, comparisons in memory.parts.items():
+        counts: dict = {}
+        for c in comparisons:
+            counts[c.verdict] = counts.get(c.verdict, 0) + 1
+        out.append(f"    {part}: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + "\n")
+        out.extend("      " + line + "\n" for c in comparisons if c.verdict != "same"
+                   for line in c.describe().splitlines())
+    return out
 
 
 def run_report(reader: Optional[Any], args: argparse.Namespace, out: TextIO) -> int:

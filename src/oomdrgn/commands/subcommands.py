@@ -6,7 +6,7 @@ Argument parsing and printing only: the answers come from :mod:`oomdrgn.core.oom
 import argparse
 import dataclasses
 import json
-from typing import TextIO
+from typing import Any, Dict, Optional, Sequence, TextIO, Tuple
 
 from ..core.errors import EXIT_PARTIAL, EXIT_QUERY, EXIT_TARGET, OomdrgnError
 from ..core.mmcounters import COUNTER_RULES
@@ -17,6 +17,7 @@ from ..core.decision import (memcg_dump_tasks, oom_badness, oom_score, oom_score
 from ..core.oom import (ReadError, Reader, TargetError, dump_tasks, format_dump_tasks,
                   oom_kill_victim)
 from ..core.formats import MEMCG_PREFIX, OOM_PREFIX, format_kill_line, format_row
+from .oom_report import OOM_REPORT_COMMANDS, add_oom_report_subcommands, run_oom_report
 from .reports import REPORT_COMMANDS, add_report_subcommands, run_report
 
 __all__ = ["add_subcommands", "add_rule_argument", "run_command"]
@@ -33,7 +34,8 @@ def add_rule_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_subcommands(parser: argparse.ArgumentParser) -> None:
-    """Add the subcommands (tasks, kill, victim, score, summary, report, parse) to *parser*."""
+    """Add the subcommands (tasks, kill, victim, score, summary, report, parse,
+    oom-report, show-mem) to *parser*."""
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = sub.add_parser("tasks", help="the dump_tasks() table, as this kernel prints it")
     p.add_argument("--memcg", metavar="PATH",
@@ -62,6 +64,7 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--current", type=int, metavar="PID",
                    help="the task that hit the OOM (default: the panicking/busy CPU's)")
     add_report_subcommands(sub)
+    add_oom_report_subcommands(sub)
 
 
 def _kernel_json(reader: Reader) -> dict:
@@ -91,7 +94,7 @@ def _tasks(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
     partial = any(isinstance(r, ReadFailure) for r in rows)
     points = _badness_of(reader, rows, memcg) if getattr(args, "badness", False) else None
     if args.json:
-        doc = {"kernel": _kernel_json(reader), "rows": []}
+        doc: Dict[str, Any] = {"kernel": _kernel_json(reader), "rows": []}
         if memcg:
             doc["memcg"] = memcg
         for r in rows:
@@ -133,8 +136,15 @@ def _dump(doc, out: TextIO) -> None:
     out.write("\n")
 
 
+def _constraint(reader: Reader, memcg, current=None, victim=None):
+    """The OOM in progress's constraint (cpuset, mempolicy), else all memory."""
+    from ..core.oom_report import oom_control
+    return oom_control(reader, memcg=memcg, current_pid=current, victim_pid=victim,
+                       choose_victim=False).constraint
+
+
 def _victim(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
-    sel = select_bad_process(reader, args.memcg, args.sysrq)
+    sel = select_bad_process(reader, args.memcg, args.sysrq, _constraint(reader, args.memcg))
     if args.json:
         doc = {"kernel": _kernel_json(reader), **dataclasses.asdict(sel)}
         _dump(doc, out)
@@ -163,6 +173,7 @@ def _victim(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _score(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
+    scores: Sequence[Tuple[int, Optional[str], Optional[int]]]
     if args.pids:
         try:
             scores = [(pid, None, oom_score(reader, pid)) for pid in args.pids]
@@ -182,7 +193,8 @@ def _score(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
 
 def _summary(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
     try:
-        out.write(oom_summary_line(reader, args.pid, args.memcg, args.current))
+        out.write(oom_summary_line(reader, args.pid, args.memcg, args.current,
+                                   _constraint(reader, args.memcg, args.current, args.pid)))
     except TargetError as e:
         raise OomdrgnError(str(e), EXIT_QUERY) from None
     return 0
@@ -203,13 +215,21 @@ def _kill(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def run_command(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
+def run_command(reader: Optional[Reader], args: argparse.Namespace, out: TextIO) -> int:
     """Run the parsed subcommand; returns the exit status (0, or partial output).
 
     *reader* may be None for ``parse`` (no target)."""
     if args.command in REPORT_COMMANDS:
         try:
             return run_report(reader, args, out)
+        except ReadError as e:
+            raise OomdrgnError(f"target memory unreadable: {e}", EXIT_TARGET) from None
+    assert reader is not None  # only "parse" (above) runs without a target
+    if args.command in OOM_REPORT_COMMANDS:
+        try:
+            return run_oom_report(reader, args, out)
+        except TargetError as e:
+            raise OomdrgnError(str(e), EXIT_QUERY) from None
         except ReadError as e:
             raise OomdrgnError(f"target memory unreadable: {e}", EXIT_TARGET) from None
     handler = {"tasks": _tasks, "kill": _kill, "victim": _victim, "score": _score,

@@ -10,9 +10,9 @@ debug info:
   clamped to at least 1.
 """
 
-from typing import Optional, Tuple
+from typing import Tuple
 
-from .mmcounters import MM_SWAPENTS, get_mm_counter, get_mm_rss
+from .mmcounters import get_mm_counters
 from .model import MemcgRecord, MmRecord, TaskRecord, VmTotals
 
 __all__ = ["LONG_MIN", "LONG_MAX", "OOM_SCORE_ADJ_MIN", "MMF_OOM_SKIP", "in_vfork",
@@ -65,7 +65,8 @@ def badness_points(t: TaskRecord, mm: MmRecord, totalpages: int, rule: str, page
         tables = mm.pgtables_bytes // (1 << page_shift)
     else:
         tables = (mm.nr_ptes or 0) + (mm.nr_pmds or 0)
-    points = get_mm_rss(mm, rule) + get_mm_counter(mm, MM_SWAPENTS, rule) + tables
+    # get_mm_rss(mm) + get_mm_counter(mm, MM_SWAPENTS): all four counters.
+    points = sum(get_mm_counters(mm, rule)) + tables
     adj = _long(t.oom_score_adj * (totalpages // 1000))
     points = _long(points + adj)
     if era != "long":
@@ -103,6 +104,6 @@ def mem_cgroup_get_max(memcg: MemcgRecord, totals: VmTotals) -> int:
     return limit
 
 
-def memcg_totalpages(memcg: Optional[MemcgRecord], totals: VmTotals) -> int:
+def memcg_totalpages(memcg: MemcgRecord, totals: VmTotals) -> int:
     """``oc->totalpages`` of a memcg OOM: ``mem_cgroup_get_max() ?: 1``."""
     return mem_cgroup_get_max(memcg, totals) or 1

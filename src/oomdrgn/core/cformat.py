@@ -10,7 +10,7 @@ prints what the kernel prints.
 import functools
 import re
 from itertools import chain
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 __all__ = ["cformat", "cformat_many", "cformatter", "ctype_cast"]
 
@@ -33,7 +33,9 @@ def ctype_cast(value: int, length: Optional[str], signed: bool) -> int:
 def _compile(fmt: str) -> Tuple[str, Tuple[Optional[Tuple[int, bool]], ...]]:
     """The Python %-format equivalent of *fmt* and, per argument, the C integer
     conversion to apply first ((bits, signed), or None for %s/%c)."""
-    out, casts, pos = [], [], 0
+    out: List[str] = []
+    casts: List[Optional[Tuple[int, bool]]] = []
+    pos = 0
     for m in _CONV.finditer(fmt):
         out.append(fmt[pos:m.start()].replace("%", "%%"))
         pos = m.end()

@@ -13,7 +13,7 @@ from .model import MemcgRecord
 from .port import Fault
 
 __all__ = ["task_cgroup_path", "task_cgroup_name", "memcg_record", "mem_cgroup_scan_tasks",
-           "cgroup_from_path"]
+           "cgroup_from_path", "memcg_path"]
 
 _FAULTS = (Fault,)
 _CSS = "struct cgroup_subsys_state"
@@ -45,7 +45,7 @@ def _kernfs_names(reader, cgrp: int) -> List[str]:
     parent = "parent" if reader.has("struct kernfs_node", "parent") else "__parent"
     parent_off = reader.offset("struct kernfs_node", parent)
     name_off = reader.offset("struct kernfs_node", "name")
-    names = []
+    names: List[str] = []
     for _ in range(4096):  # deeper than any real hierarchy: a loop
         up = _word(reader, kn + parent_off)
         if not up:
@@ -93,15 +93,18 @@ def _cgroup_name(reader, cgrp: int) -> str:
     return reader.string(_word(reader, kn + reader.offset("struct kernfs_node", "name")))
 
 
-def cgroup_from_path(reader, path: str) -> int:
-    """The cgroup of default-hierarchy *path* (as ``cgroup_get_from_path()``)."""
-    cgrp = reader.symbol_address("cgrp_dfl_root") + reader.offset("struct cgroup_root", "cgrp")
+def cgroup_from_path(reader, path: str, root: Optional[int] = None) -> int:
+    """The cgroup of *path* (as ``cgroup_get_from_path()``) in the hierarchy whose
+    top cgroup is *root* (default: the default hierarchy's, ``cgrp_dfl_root.cgrp``)."""
+    cgrp = root or (reader.symbol_address("cgrp_dfl_root")
+                    + reader.offset("struct cgroup_root", "cgrp"))
     self_off = reader.offset("struct cgroup", "self")
     for part in filter(None, path.strip("/").split("/")):
         found = [c - self_off for c in _children(reader, cgrp + self_off)
                  if _cgroup_name(reader, c - self_off) == part]
         if not found:
-            raise TargetError(f"no cgroup {path!r} in the default hierarchy")
+            where = "the default hierarchy" if root is None else "the memory hierarchy"
+            raise TargetError(f"no cgroup {path!r} in {where}")
         # A removed cgroup stays a child until released: prefer the online one.
         online = reader.target.constant("CSS_ONLINE") or 0
         flags = reader.offset(_CSS, "flags")
@@ -110,12 +113,28 @@ def cgroup_from_path(reader, path: str) -> int:
     return cgrp
 
 
+def _memcg_root(reader) -> Optional[int]:
+    """The top cgroup of the memory controller's hierarchy (``memory_cgrp_subsys.
+    root->cgrp``): cgroup v2's, or the v1 hierarchy the controller is mounted on;
+    None (the default hierarchy) where it cannot be read."""
+    try:
+        root = _word(reader, reader.symbol_address("memory_cgrp_subsys")
+                     + reader.offset("struct cgroup_subsys", "root"))
+        dfl = reader.symbol_address("cgrp_dfl_root")
+    except (LookupError, ReadError):
+        return None
+    if not root or root == dfl:
+        return None
+    return root + reader.offset("struct cgroup_root", "cgrp")
+
+
 def _memcg_css(reader, path: str) -> int:
     ssid = _ssid(reader, "memory")
     if ssid is None:
         raise TargetError("this kernel has no memory controller")
     try:
-        cgrp = cgroup_from_path(reader, path)
+        # On cgroup v1, path is in the memory controller's own hierarchy.
+        cgrp = cgroup_from_path(reader, path, _memcg_root(reader))
         css = _word(reader, cgrp + reader.offset("struct cgroup", f"subsys[{ssid}]"))
     except Fault as e:
         raise TargetError(f"cgroup {path!r} unreadable: {e}") from None
@@ -176,6 +195,7 @@ def mem_cgroup_scan_tasks(reader, path: str) -> Iterator[int]:
     memcg, ``css_task_iter(CSS_TASK_ITER_PROCS)`` over its css_sets."""
     css = _memcg_css(reader, path)
     ssid = _ssid(reader, "memory")
+    assert ssid is not None  # else _memcg_css() raised TargetError
     for pos in _descendants_pre(reader, css):
         yield from _css_procs(reader, pos, ssid)
 
@@ -204,3 +224,13 @@ def _css_procs(reader, css: int, ssid: int) -> Iterator[int]:
                         _word(reader, task + signal) + live, 4, True):
                     continue
                 yield task
+
+
+def memcg_path(reader, memcg: int) -> str:
+    """The path of the cgroup of ``struct mem_cgroup *`` *memcg* (``memcg->css.cgroup``),
+    as ``pr_cont_cgroup_path()`` prints it (``/`` for the root)."""
+    try:
+        cgrp = _word(reader, memcg + reader.offset("struct mem_cgroup", "css.cgroup"))
+        return "/" + "/".join(reversed(_kernfs_names(reader, cgrp)))
+    except Fault as e:
+        raise ReadError(f"memcg {memcg:#x} unreadable: {e}") from None

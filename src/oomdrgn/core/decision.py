@@ -9,6 +9,7 @@ from typing import Iterator, List, Optional, Tuple, Union
 
 from .badness import (LONG_MAX, LONG_MIN, MMF_OOM_SKIP, badness_points, global_totalpages,
                       memcg_totalpages, proc_oom_score)
+from .constraint import Constraint, oom_cpuset_eligible
 from .model import Candidate, ReadFailure, Row, Selection
 from .oom import (ReadError, Reader, TargetError, _needs_percpu, dump_tasks, find_lock_task_mm,
                   oom_unkillable_task)
@@ -46,14 +47,17 @@ def _scan(reader: Reader, memcg: Optional[str]) -> Iterator[int]:
 
 
 def select_bad_process(reader: Reader, memcg: Optional[str] = None,
-                       sysrq: bool = False) -> Selection:
+                       sysrq: bool = False, constraint: Optional[Constraint] = None) -> Selection:
     """The victim ``select_bad_process()`` would choose, and every candidate's fate.
 
     :param memcg: cgroup path of a memcg OOM (``mem_cgroup_scan_tasks`` order)
     :param sysrq: a sysrq-forced OOM (existing victims do not abort the scan)
+    :param constraint: the OOM's :func:`~oomdrgn.core.constraint.constrained_alloc`
+        (its ``totalpages``, and ``oom_cpuset_eligible()`` of each task); None:
+        all memory, every task eligible (a single-node machine's answer)
     """
     info = reader.info
-    pages = totalpages(reader, memcg)
+    pages = constraint.totalpages if constraint is not None else totalpages(reader, memcg)
     long_era = info.badness_era == "long"
     chosen: Optional[int] = None
     chosen_points = LONG_MIN if long_era else 0
@@ -66,8 +70,11 @@ def select_bad_process(reader: Reader, memcg: Optional[str] = None,
             continue
         if oom_unkillable_task(rec):
             continue  # not listed: init and kernel threads are never candidates
-        # oom_cpuset_eligible() is taken as true: oomdrgn does not know the
-        # failed allocation's nodemask (single-node machines: always true).
+        if constraint is not None and not memcg and not oom_cpuset_eligible(reader, p,
+                                                                             constraint):
+            cands.append(Candidate(rec.pid, rec.comm, None, "skipped: shares no memory node "
+                                   "with the OOM (oom_cpuset_eligible)", rec.oom_score_adj))
+            continue
         if not sysrq and rec.oom_mm:
             # tsk_is_oom_victim(): a victim is still exiting; unless its mm is
             # already reaped (MMF_OOM_SKIP), the scan is aborted.
@@ -132,7 +139,7 @@ def oom_scores(reader: Reader) -> List[Tuple[int, str, Optional[int]]]:
     """(pid, comm, oom_score) of every thread group leader, task-list order;
     None where unreadable. Kernel threads score 0, as /proc shows them."""
     pages = totalpages(reader)
-    out = []
+    out: List[Tuple[int, str, Optional[int]]] = []
     for p in reader.processes():
         try:
             rec = reader.task(p)
@@ -149,7 +156,8 @@ def memcg_dump_tasks(reader: Reader, memcg: str) -> List[Union[Row, ReadFailure]
 
 
 def oom_summary_line(reader: Reader, pid: int, memcg: Optional[str] = None,
-                     current: Optional[int] = None) -> str:
+                     current: Optional[int] = None,
+                     constraint: Optional[Constraint] = None) -> str:
     """The ``oom-kill:constraint=...`` line ``dump_oom_summary()`` prints for victim *pid*.
 
     :param current: PID of the task that hit the OOM (default: found on the
@@ -168,8 +176,12 @@ def oom_summary_line(reader: Reader, pid: int, memcg: Optional[str] = None,
             raise TargetError(f"no task with PID {current}")
     v = reader.task(victim)
     cpuset = reader.cgroup_name(cur, "cpuset")
+    if constraint is not None:
+        name, nodemask = constraint.name, constraint.nodemask
+    else:
+        name, nodemask = ("CONSTRAINT_MEMCG" if memcg else "CONSTRAINT_NONE"), None
     return format_summary(
-        constraint="CONSTRAINT_MEMCG" if memcg else "CONSTRAINT_NONE", nodemask=None,
+        constraint=name, nodemask=nodemask,
         cpuset=cpuset, mems_allowed=reader.mems_allowed(cur) if cpuset is not None else None,
         oom_memcg=_norm(memcg) if memcg else None,
         task_memcg=reader.cgroup_path(victim, "memory"),

@@ -97,7 +97,7 @@ def symbol_values(path: str, names: Iterable[str]) -> Dict[str, Tuple[int, int]]
             st_name, _, _, shndx, value, size = entry
         else:
             st_name, value, size, _, _, shndx = entry
-        name = wanted.get(st_name)
-        if name is not None and shndx != 0 and name not in found:
-            found[name] = (value, size)
+        hit = wanted.get(st_name)
+        if hit is not None and shndx != 0 and hit not in found:
+            found[hit] = (value, size)
     return found

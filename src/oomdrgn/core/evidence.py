@@ -4,7 +4,7 @@ Layouts are detected newest first, from the types; which counter a function
 reads, from its code; the printk formats, from ``.rodata``.
 """
 
-from typing import Optional
+from typing import Literal, Optional
 
 from .codescan import calls_target
 from .elffile import read_section
@@ -71,7 +71,7 @@ def _vmcoreinfo(target: Target) -> Optional[bytes]:
     if data is None or size is None:
         return None
     try:
-        order = "little" if target.little_endian else "big"
+        order: Literal["little", "big"] = "little" if target.little_endian else "big"
         address = int.from_bytes(target.read(data[0], 8), order)
         length = int.from_bytes(target.read(size[0], 8), order)
         return target.read(address, min(length, 1 << 16)) if address else None

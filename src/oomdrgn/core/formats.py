@@ -89,6 +89,18 @@ TABLE_FORMATS = (
         ("pid", "uid", "tgid", "total_vm", "rss", "nr_ptes", "nr_pmds", "swapents",
          "oom_score_adj", "name"),
         "v4.4"),
+    # Before Linux kernel commit dc6c9a35b66b ("mm: account pmd page tables to
+    # the process") (in v4.0), which added nr_pmds: nr_ptes only (3.10, RHEL 7).
+    # %7lu of mm->nr_ptes as in v3.10; e1f56c89b040 ("mm: convert mm->nr_ptes to
+    # atomic_long_t") (in v3.13) printed it %7ld, the same text for any count.
+    TableFormat(
+        "T0",
+        None,
+        "[ pid ]   uid  tgid total_vm      rss nr_ptes swapents oom_score_adj name\n",
+        "[%5d] %5d %5d %8lu %8lu %7lu %8lu         %5hd %s\n",
+        ("pid", "uid", "tgid", "total_vm", "rss", "nr_ptes", "swapents", "oom_score_adj",
+         "name"),
+        "v3.10"),
 )
 
 

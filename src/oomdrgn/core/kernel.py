@@ -7,7 +7,7 @@ from its types, newest first.
 """
 
 from operator import itemgetter
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Literal, Optional, Tuple
 
 from . import cgroup
 from .errors import ReadError, TargetError
@@ -44,6 +44,16 @@ class KernelReader:
         self.mm_index = [target.constant(n) for n in MM_ENUM]  # MM_SHMEMPAGES: v4.5+
         self._percpu_offsets: Optional[List[int]] = None
         self._pids: Optional[Dict[int, int]] = None
+        # Records read once, kept while memory cannot change (a vmcore, a
+        # stopped guest): the report walks the tasks twice (select_bad_process,
+        # dump_tasks), as the kernel does.
+        self._walks: Dict[Tuple[str, int], List[int]] = {}
+        #: find_lock_task_mm() answers by process (:func:`oomdrgn.core.oom.find_lock_task_mm`);
+        #: None while memory may change
+        self.task_mm_memo: Optional[Dict[int, Optional[TaskRecord]]] = (
+            {} if self.memory.enabled else None)
+        self._tasks: Dict[int, TaskRecord] = {}
+        self._mms: Dict[Tuple[int, bool], MmRecord] = {}
         self._layout(target)
 
     # Layout, found once --------------------------------------------------------
@@ -68,7 +78,7 @@ class KernelReader:
         self.walked: Tuple[int, tuple] = (0, ())
         # (task, &signal->thread_head, signal->thread_head.next) of the last
         # task read: find_lock_task_mm() walks that task's threads next.
-        self.last_thread_head = (0, 0, 0)
+        self.last_thread_head: Tuple[int, int, Optional[int]] = (0, 0, 0)
         percpu = info.counter_layout == "percpu"
         present = [i for i in self.mm_index if i is not None]
         rss = [f"rss_stat[{i}].count" if percpu else f"rss_stat.count[{i}]" for i in present]
@@ -109,11 +119,25 @@ class KernelReader:
 
     # Lists ------------------------------------------------------------------
 
+    def _kept(self, key: Tuple[str, int], walk: Iterator[int]) -> Iterator[int]:
+        """*walk*, or its entries from an earlier complete walk while memory is static."""
+        known = self._walks.get(key)
+        if known is not None:
+            yield from known
+            return
+        seen: List[int] = []
+        for entry in walk:
+            seen.append(entry)
+            yield entry
+        if self.memory.enabled:
+            self._walks[key] = seen
+
     def processes(self) -> Iterator[int]:
         """``for_each_process``: ``init_task.tasks``, each task_struct's needed
         span read once, its link with it (see :meth:`_task_link`)."""
         head = self.symbol_address("init_task") + self.tasks_off
-        return list_entries(head, self.tasks_off, self._task_link, "init_task.tasks", _FAULTS)
+        return self._kept(("processes", 0), list_entries(
+            head, self.tasks_off, self._task_link, "init_task.tasks", _FAULTS))
 
     def threads(self, task: int) -> Iterator[int]:
         known, head, first = self.last_thread_head
@@ -183,10 +207,16 @@ class KernelReader:
     # Records -------------------------------------------------------------
 
     def task(self, task: int) -> TaskRecord:
+        rec = self._tasks.get(task)
+        if rec is not None:
+            return rec
         try:
-            return self._task(task)
+            rec = self._task(task)
         except (Fault, OverflowError, ValueError) as e:  # garbage pointers too
             raise ReadError(f"task {task:#x} unreadable: {e}") from None
+        if self.memory.enabled:
+            self._tasks[task] = rec
+        return rec
 
     def _task(self, task: int) -> TaskRecord:
         walked, values = self.walked
@@ -219,10 +249,16 @@ class KernelReader:
         return self.memory.read_word(base[0] + 8 * cpu)
 
     def mm(self, mm: int, percpu: bool) -> MmRecord:
+        rec = self._mms.get((mm, percpu))
+        if rec is not None:
+            return rec
         try:
-            return self._mm(mm, percpu, self.percpu_offsets() if percpu else ())
+            rec = self._mm(mm, percpu, self.percpu_offsets() if percpu else ())
         except (Fault, OverflowError, ValueError) as e:
             raise ReadError(f"mm {mm:#x} unreadable: {e}") from None
+        if self.memory.enabled:
+            self._mms[(mm, percpu)] = rec
+        return rec
 
     def _mm(self, mm: int, percpu: bool, offsets) -> MmRecord:
         values = self.mm_r.read(mm) + (0, None)
@@ -245,7 +281,7 @@ class KernelReader:
     # Memory, CPUs, the OOM's current -------------------------------------------
 
     def read_int(self, address: int, size: int = 8, signed: bool = False) -> int:
-        order = "little" if self.target.little_endian else "big"
+        order: Literal["little", "big"] = "little" if self.target.little_endian else "big"
         return int.from_bytes(self.target.read(address, size), order, signed=signed)
 
     def _global(self, name: str, designator: Optional[str] = None,

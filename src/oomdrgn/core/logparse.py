@@ -18,7 +18,7 @@ header, see :data:`oomdrgn.core.formats.TABLE_FORMATS`), ``dump_oom_summary()``'
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .eras import kill_format
 from .model import Row, Victim
@@ -62,7 +62,7 @@ class InvokedLine:
 class TaskTable:
     """The ``dump_tasks()`` block. Columns the era does not print are 0 in the rows."""
 
-    era: str  # "T1".."T4", from the header line
+    era: str  # "T0".."T4", from the header line
     rows: Tuple[Row, ...]
     row_lines: Tuple[LogLine, ...]  # one per row, as printed
     header: LogLine
@@ -285,7 +285,7 @@ def _row(fmt: TableFormat, text: str) -> Optional[Row]:
     m = _ROWS[fmt.name].fullmatch(text)
     if not m:
         return None
-    values: Dict[str, object] = dict.fromkeys(_INT_FIELDS, 0)
+    values: Dict[str, Any] = dict.fromkeys(_INT_FIELDS, 0)
     for column, value in zip(fmt.columns, m.groups()):
         values[column] = value if column == "name" else int(value)
     return Row(**values)
@@ -426,6 +426,7 @@ class _Parser:
             if row is not None:
                 self.table["rows"].append(row)
                 self.table["lines"].append(line)
+                assert self.current is not None  # _open() made it with the table
                 self.current.last_line = line.number
                 return
         if text.startswith("oom-kill:"):
@@ -477,8 +478,9 @@ class _Parser:
     def _reaper(self, m: "re.Match", line: LogLine) -> None:
         groups = m.groupdict()
         reaped = "anon" in groups
-        rec = ReaperLine(int(m.group("pid")), m.group("name"), reaped,
-                         *(int(groups[k]) if reaped else None for k in ("anon", "file", "shmem")),
+        anon, file, shmem = (int(groups[k]) if reaped else None
+                             for k in ("anon", "file", "shmem"))
+        rec = ReaperLine(int(m.group("pid")), m.group("name"), reaped, anon, file, shmem,
                          line=line)
         # The reaper runs later, in its own thread: attach it to its victim's report.
         for r in reversed(self.reports):
@@ -490,6 +492,7 @@ class _Parser:
 
     def _memcg_line(self, text: str, line: LogLine) -> None:
         r = self.current
+        assert r is not None  # _other() returned otherwise
         m = _MEMCG_STATS.fullmatch(text) or _TASK_IN.fullmatch(text)
         if m and r.memcg_path is None:
             r.memcg_path = m.group("path")
@@ -539,7 +542,7 @@ def parse_log(text: str) -> List[OomReport]:
 # -- JSON ----------------------------------------------------------------------
 
 def _line_ref(line: LogLine) -> dict:
-    out = {"line": line.number}
+    out: Dict[str, Any] = {"line": line.number}
     if line.timestamp is not None:
         out["timestamp"] = line.timestamp
     if line.caller is not None:

@@ -6,7 +6,7 @@ a debugger.
 
 import sys
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, NamedTuple, Optional, Tuple
 
 __all__ = ["RawCounter", "MmRecord", "TaskRecord", "Row", "Victim", "ReadFailure",
            "VmTotals", "MemcgRecord", "Candidate", "Selection"]
@@ -15,7 +15,11 @@ __all__ = ["RawCounter", "MmRecord", "TaskRecord", "Row", "Victim", "ReadFailure
 # dataclasses, and RawCounter (four per mm) a NamedTuple: a frozen dataclass's
 # __init__ costs ~3x more (object.__setattr__ per field), which showed at
 # 10,000+ tasks.
-_hot = dataclass(slots=True) if sys.version_info >= (3, 10) else dataclass
+# (mypy recognizes only dataclass itself as a dataclass decorator.)
+if TYPE_CHECKING:
+    from dataclasses import dataclass as _hot
+else:
+    _hot = dataclass(slots=True) if sys.version_info >= (3, 10) else dataclass
 
 
 class RawCounter(NamedTuple):
@@ -26,7 +30,8 @@ class RawCounter(NamedTuple):
     deltas of every possible CPU, when they were read.
     """
 
-    count: int
+    # The kernel's name; it shadows tuple.count(), which nothing here calls.
+    count: int  # type: ignore[assignment]
     percpu: Optional[Tuple[int, ...]] = None
 
 

@@ -12,6 +12,8 @@ from .kernelinfo import KernelInfo
 from .mmcounters import (MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES,
                          get_mm_counter, get_mm_counters)
 from .model import MemcgRecord, MmRecord, ReadFailure, Row, TaskRecord, Victim, VmTotals
+from .port import Target
+from .structs import BlockCache
 from .formats import (MEMCG_PREFIX, OOM_PREFIX, K, format_kill_line,
                      format_rows)
 
@@ -25,6 +27,30 @@ class Reader(Protocol):
     """What a backend provides. Addresses are plain ints."""
 
     info: KernelInfo
+    # What the core's readers over the port use (oomdrgn.core.kernel.KernelReader):
+    target: Target
+    memory: BlockCache
+
+    def offset(self, type_name: str, designator: str) -> int:
+        """The byte offset of *designator* in *type_name*."""
+
+    def symbol_address(self, name: str) -> int:
+        """The address of symbol *name* (raises :class:`ReadError` if none)."""
+
+    def read_int(self, address: int, size: int = 8, signed: bool = False) -> int:
+        """An integer of *size* bytes at *address*, in the target's byte order."""
+
+    def cpus(self, which: str) -> List[int]:
+        """CPU ids set in ``__cpu_<which>_mask`` (``online``, ``possible``)."""
+
+    def cpu_curr(self, cpu: int) -> int:
+        """``cpu_curr(cpu)``: the task *cpu* runs."""
+
+    def per_cpu_offset(self, cpu: int) -> int:
+        """``__per_cpu_offset[cpu]`` (0 without SMP)."""
+
+    def percpu_offsets(self) -> List[int]:
+        """``__per_cpu_offset[]`` of every possible CPU."""
 
     def processes(self) -> Iterator[int]:
         """``for_each_process``: task addresses after ``init_task``, list order."""
@@ -110,11 +136,18 @@ def find_lock_task_mm(reader: Reader, p: int,
 
     :param known: a record already read for one of the threads (not re-read)
     """
+    memo = getattr(reader, "task_mm_memo", None)  # kept while memory is static
+    if memo is not None and p in memo:
+        return memo[p]
+    found = None
     for t in reader.threads(p):
         rec = known if known is not None and known.address == t else reader.task(t)
         if rec.mm:
-            return rec
-    return None
+            found = rec
+            break
+    if memo is not None:
+        memo[p] = found
+    return found
 
 
 def _needs_percpu(reader: Reader, consumer: str) -> bool:

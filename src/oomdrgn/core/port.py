@@ -3,9 +3,9 @@
 Everything else (which layout this kernel has, task/mm/signal/cred records,
 cgroups, CPUs, the printk ring) is read over this port once, in the core
 (:mod:`oomdrgn.core.kernel`). A backend (drgn, GDB) implements :class:`Target`;
-its optional hooks (``find_task``, ``stack_functions``, ``stopped_task``,
-``vmcoreinfo``) return ``None`` where it has nothing better than the core's
-own walk.
+its optional hooks (``find_task``, ``stack_functions``, ``stack_frames``,
+``oom_control``, ``stopped_task``, ``vmcoreinfo``) return ``None`` where it has
+nothing better than the core's own walk.
 """
 
 from dataclasses import dataclass
@@ -80,6 +80,16 @@ class Target(Protocol):
 
     def stack_functions(self, task: int) -> Optional[List[str]]:
         """Function names on *task*'s stack, innermost first, or None."""
+
+    def stack_frames(self, task: int) -> Optional[List[Tuple[str, int, int, bool]]]:
+        """*task*'s frames, innermost first, as ``(function, offset, symbol size,
+        reliable)`` of the ELF symbol holding each return address (looked up at
+        address - 1, as ``%pB`` does), or None."""
+
+    def oom_control(self, task: int) -> Optional[dict]:
+        """The ``struct oom_control`` in *task*'s stack frames (``oc`` of
+        ``out_of_memory()`` and its callers): ``gfp_mask``, ``order``,
+        ``nodemask`` and ``memcg`` (addresses, 0 for NULL), or None."""
 
     def stopped_task(self, tasks: Sequence[int]) -> Optional[int]:
         """Which of *tasks* runs on the CPU the debugger stopped, or None."""

@@ -9,8 +9,9 @@ drgn's ``get_printk_records()`` does, and reads only through
 :class:`oomdrgn.core.port.Target`.
 """
 
+import builtins
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Literal, Optional, Tuple
 
 from .errors import ReadError
 from .port import Fault, Target
@@ -54,17 +55,18 @@ class _Mem:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.order = "little" if target.little_endian else "big"
+        self.order: Literal["little", "big"] = "little" if target.little_endian else "big"
         self.word_size = target.sizeof("unsigned long")
 
     def int(self, address: int, size: int) -> int:
         return int.from_bytes(self.target.read(address, size), self.order)
 
-    def field(self, base: int, type_name: str, designator: str) -> int:
+    # (builtins.int: in this class, "int" names the method above.)
+    def field(self, base: builtins.int, type_name: str, designator: str) -> builtins.int:
         m = self.target.member(type_name, designator)
         return self.int(base + m.offset, m.size)
 
-    def word(self, address: int) -> int:
+    def word(self, address: builtins.int) -> builtins.int:
         return self.int(address, self.word_size)
 
 

@@ -124,13 +124,14 @@ class StructReader:
         order = sorted(found, key=lambda f: found[f][0])
         groups: List[Tuple[int, int, struct.Struct, List[str]]] = []
         group: List[str] = []
-        for f in order + [None]:  # type: ignore[list-item]
-            if group and (f is None or found[f][0] - (found[group[-1]][0] + found[group[-1]][1])
+        ends: List[Optional[str]] = [*order, None]
+        for g in ends:
+            if group and (g is None or found[g][0] - (found[group[-1]][0] + found[group[-1]][1])
                           >= _MERGE_GAP):
                 groups.append(self._unpacker(group, found, endian))
                 group = []
-            if f is not None:
-                group.append(f)
+            if g is not None:
+                group.append(g)
         # Reads come in offset order; hand the values back in *fields* order.
         position = {f: i for i, f in enumerate(f for *_, names in groups for f in names)}
         missing = len(position)

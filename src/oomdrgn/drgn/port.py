@@ -3,7 +3,8 @@
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from drgn import FaultError, Object, Program, ProgramFlags, Type, TypeKind, offsetof, sizeof
+from drgn import (FaultError, Object, ObjectAbsentError, Program, ProgramFlags, Type, TypeKind,
+                  offsetof, sizeof)
 
 from ..core.port import Fault, Member
 
@@ -51,6 +52,7 @@ class DrgnPort:
         self._linear = None if self.live else linear_map(prog)
         self._checked = False
         self._members: Dict[Tuple[str, str], Member] = {}
+        self._symbols: Dict[str, Optional[Tuple[int, int]]] = {}
 
     def read(self, address: int, size: int) -> bytes:
         try:
@@ -80,7 +82,8 @@ class DrgnPort:
         return m
 
     def sizeof(self, type_name: str) -> int:
-        return self.prog.type(type_name).size
+        # drgn's sizeof() sees through typedefs (atomic_long_t, nodemask_t).
+        return sizeof(self.prog.type(type_name))
 
     def constant(self, name: str) -> Optional[int]:
         try:
@@ -89,6 +92,12 @@ class DrgnPort:
             return None
 
     def symbol(self, name: str) -> Optional[Tuple[int, int]]:
+        # Kept per program (symbols do not move; drgn's lookup is ~0.5 ms).
+        if name not in self._symbols:
+            self._symbols[name] = self._symbol(name)
+        return self._symbols[name]
+
+    def _symbol(self, name: str) -> Optional[Tuple[int, int]]:
         try:
             sym = self.prog.symbol(name)
             return sym.address, sym.size
@@ -127,6 +136,63 @@ class DrgnPort:
             return [frame.name for frame in trace if frame.name]
         except (LookupError, ValueError, FaultError, NotImplementedError):
             return None
+
+    def stack_frames(self, task: int) -> Optional[List[Tuple[str, int, int, bool]]]:
+        try:
+            trace = self.prog.stack_trace(Object(self.prog, "struct task_struct *", task))
+        except (LookupError, ValueError, FaultError, NotImplementedError):
+            return None
+        frames = []
+        for frame in trace:
+            if frame.is_inline:
+                continue  # the kernel prints ELF symbols: one line per real frame
+            pc = frame.pc
+            try:
+                # A return address may be past its call's function: %pB looks up pc - 1.
+                sym = self.prog.symbol(pc if frame.interrupted else pc - 1)
+            except LookupError:
+                if not pc >> 63:
+                    break  # user space: the kernel's trace ends there too
+                continue  # a module's code without its symbols: no name to give
+            frames.append((sym.name, pc - sym.address, self._kallsyms_size(sym), True))
+        return frames
+
+    def _kallsyms_size(self, sym) -> int:
+        """The size kallsyms gives a symbol: up to the next symbol's address
+        (alignment padding included), not the ELF ``st_size``."""
+        end = sym.address + sym.size
+        for address in range(end, end + 64):
+            try:
+                if self.prog.symbol(address).address == address:
+                    return address - sym.address
+            except LookupError:
+                continue
+        return sym.size
+
+    def oom_control(self, task: int) -> Optional[dict]:
+        try:
+            trace = self.prog.stack_trace(Object(self.prog, "struct task_struct *", task))
+        except (LookupError, ValueError, FaultError, NotImplementedError):
+            return None
+        for frame in trace:
+            try:
+                oc = frame["oc"]
+                if oc.type_.unaliased_kind() == TypeKind.POINTER:
+                    oc = oc[0]
+                out = {"gfp_mask": oc.gfp_mask.value_(), "order": oc.order.value_(),
+                       "nodemask": oc.nodemask.value_(), "memcg": oc.memcg.value_(),
+                       "address": oc.address_, "function": frame.name}
+                # Set by out_of_memory() before the report (none at its start).
+                for name in ("constraint", "totalpages"):
+                    try:
+                        out[name] = getattr(oc, name).value_()
+                    except (AttributeError, LookupError, FaultError, ObjectAbsentError):
+                        out[name] = None
+                return out
+            except (KeyError, LookupError, FaultError, ObjectAbsentError, ValueError,
+                    AttributeError):
+                continue  # not in this frame, or optimized out
+        return None
 
     def stopped_task(self, tasks: Sequence[int]) -> Optional[int]:
         return None

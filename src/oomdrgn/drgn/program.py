@@ -4,7 +4,7 @@ import os
 import sys
 import socket
 import platform as host_platform
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple, Union
 
 import drgn
 from drgn import Architecture, FaultError, Platform, PlatformFlags, Program
@@ -74,6 +74,7 @@ def _platform(vmlinux: Sequence[str], guess: Optional[str] = None) -> Platform:
 
 def _probe_qmp(address: str, timeout: float) -> None:
     """Fail fast, with a clear message, when the QMP socket is gone or mute."""
+    target: Union[str, Tuple[str, int]]
     if ":" in address and not address.startswith(("/", ".")):
         host, _, port = address.rpartition(":")
         family, target = socket.AF_INET, (host or "127.0.0.1", int(port))

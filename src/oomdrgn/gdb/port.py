@@ -9,7 +9,7 @@ Faults (``gdb.MemoryError``) become :class:`oomdrgn.core.port.Fault`.
 import contextlib
 import os
 import re
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import gdb
 
@@ -122,6 +122,31 @@ def user_mode() -> bool:
         return False
 
 
+def _vcpu_stack_pointers() -> List[int]:
+    """``$sp`` of every vCPU stopped in kernel mode (the selected one restored)."""
+    thread = gdb.selected_thread()
+    if thread is None:
+        return []
+    try:
+        frame = gdb.selected_frame()
+    except gdb.error:
+        frame = None
+    out = []
+    try:
+        for other in gdb.selected_inferior().threads():
+            other.switch()
+            if not user_mode():
+                try:
+                    out.append(int(gdb.parse_and_eval("$sp")) & _MASK64)
+                except gdb.error:
+                    pass
+    finally:
+        thread.switch()
+        if frame is not None and frame.is_valid():
+            frame.select()
+    return out
+
+
 @contextlib.contextmanager
 def kernel_cpu() -> Iterator[None]:
     """Read through a CPU that runs kernel code.
@@ -228,7 +253,7 @@ class GdbPort:
                 t = cache[key] = gdb.lookup_type(type_name)
             except gdb.error as e:
                 raise LookupError(f"no type {type_name}: {e}") from None
-        return t  # type: ignore[return-value]
+        return t
 
     def member(self, type_name: str, designator: str) -> Member:
         key = ("member", type_name, designator)
@@ -290,6 +315,41 @@ class GdbPort:
         return None  # the core walks the tasks
 
     def stack_functions(self, task: int) -> Optional[List[str]]:
+        """The OOM-path functions (:data:`oomdrgn.core.oom.OOM_PATH`) whose code
+        addresses sit on *task*'s kernel stack between the ``$sp`` of the vCPU
+        running it and the stack's top; None if no vCPU runs it. (GDB unwinds
+        only the selected vCPU: the live part of the stack is scanned instead.)"""
+        from ..core.oom import OOM_PATH
+        try:
+            size = self.sizeof("union thread_union")
+            stack_off = self.member("struct task_struct", "stack").offset
+            base = int.from_bytes(self.read(task + stack_off, 8), "little")
+        except (LookupError, Fault):
+            return None
+        sp = next((s for s in _vcpu_stack_pointers() if base <= s < base + size), None)
+        if sp is None:
+            return None
+        ranges = []
+        for name in OOM_PATH:
+            sym = self.symbol(name)
+            if sym is not None and sym[1]:
+                ranges.append((sym[0], sym[0] + sym[1], name))
+        start = sp & ~7
+        try:
+            data = self.read(start, base + size - start)
+        except Fault:
+            return None
+        found: Set[str] = set()
+        for i in range(0, len(data) - 7, 8):
+            word = int.from_bytes(data[i:i + 8], "little")
+            found.update(name for lo, hi, name in ranges if lo <= word < hi)
+        return sorted(found)
+
+    def stack_frames(self, task: int) -> Optional[List[Tuple[str, int, int, bool]]]:
+        # GDB unwinds only what runs on a vCPU, not a task's saved stack: no frames.
+        return None
+
+    def oom_control(self, task: int) -> Optional[dict]:
         return None
 
     def stopped_task(self, tasks: Sequence[int]) -> Optional[int]:

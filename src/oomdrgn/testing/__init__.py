@@ -130,7 +130,9 @@ class OomGuest:
                 raise TimeoutError(f"no OOM kill within {timeout:g} s")
             time.sleep(0.5)
         import re
-        pid = int(re.search(r"Killed process (\d+) ", kill).group(1))
+        m = re.search(r"Killed process (\d+) ", kill)
+        assert m is not None  # _kill_line() matched "...: Killed process <pid> "
+        pid = int(m.group(1))
         return OomEvent(kill_line=kill, summary_line=summary_line(lines),
                         table_lines=oom_table(lines), victim_pid=pid, lines=lines)
 

@@ -7,16 +7,17 @@ get a guest shell.
 
 import argparse
 import sys
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
 from .kernels import (ARM64_KERNEL_NAMES, KERNEL_NAMES, HarnessError, fetch_kernels,
                       kernel_paths)
 from .qemu import Guest
-from .scenarios import (SWAP_POPULATION, idle_scores, kill_moment, memcg_kill_moment,
+from .scenarios import (SWAP_POPULATION, Artifacts, idle_scores, kill_moment, memcg_kill_moment,
                         memcg_panic, panic_snapshot, sysrq_table)
 
-SCENARIOS = {"panic": panic_snapshot, "kill": kill_moment, "memcg-panic": memcg_panic,
-             "memcg-kill": memcg_kill_moment, "idle-scores": idle_scores, "sysrq": sysrq_table}
+SCENARIOS: Dict[str, Callable[..., Artifacts]] = {
+    "panic": panic_snapshot, "kill": kill_moment, "memcg-panic": memcg_panic,
+    "memcg-kill": memcg_kill_moment, "idle-scores": idle_scores, "sysrq": sysrq_table}
 
 
 def _scenario(args: argparse.Namespace) -> None:

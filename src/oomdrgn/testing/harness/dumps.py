@@ -61,7 +61,7 @@ def open_vmcore(vmcore: Union[str, Path], vmlinux: Union[str, Path]):
         from ...drgn.program import open_program
         return open_program(core=str(vmcore), vmlinux=[str(vmlinux)])
 
-    arch = {"aarch64": drgn.Architecture.AARCH64}.get(elf_machine(str(vmlinux)),
+    arch = {"aarch64": drgn.Architecture.AARCH64}.get(elf_machine(str(vmlinux)) or "",
                                                       drgn.Architecture.X86_64)
     platform = drgn.Platform(arch,
                              drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN)

@@ -3,7 +3,7 @@
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Union
 
 from .kernels import HarnessError
 from .qemu import Guest
@@ -53,9 +53,10 @@ class Member:
             args += ["--pageout", str(self.pageout_mb)]
         return shlex.join(args)
 
-    def shell_command(self, cpu: Optional[int] = None) -> str:
-        """:meth:`command`, pinned to ``cpu`` and moved into :attr:`cgroup` first."""
-        return _pin(cpu) + _in_cgroup_cmd(self.command(), self.cgroup)
+    def shell_command(self, cpu: Optional[int] = None, root: str = CGROUP_ROOT) -> str:
+        """:meth:`command`, pinned to ``cpu`` and moved into :attr:`cgroup` first
+        (a path under ``root``: a cgroup v1 hierarchy's mount point, if given)."""
+        return _pin(cpu) + _in_cgroup_cmd(self.command(), self.cgroup, root)
 
 
 # A 256 MB guest: ~45 MB for these, the rest for the hog.
@@ -81,10 +82,10 @@ def _norm(path: Optional[str]) -> str:
     return (path or "").strip("/")
 
 
-def cgroup_dir(path: Optional[str]) -> str:
+def cgroup_dir(path: Optional[str], root: str = CGROUP_ROOT) -> str:
     """The guest directory of cgroup ``path`` (``"job/a"``; ``None``/``""``: the root)."""
     path = _norm(path)
-    return f"{CGROUP_ROOT}/{path}" if path else CGROUP_ROOT
+    return f"{root}/{path}" if path else root
 
 
 def in_cgroup(path: Optional[str], ancestor: str) -> bool:
@@ -93,12 +94,12 @@ def in_cgroup(path: Optional[str], ancestor: str) -> bool:
     return not ancestor or path == ancestor or path.startswith(ancestor + "/")
 
 
-def _in_cgroup_cmd(cmd: str, cgroup: Optional[str]) -> str:
+def _in_cgroup_cmd(cmd: str, cgroup: Optional[str], root: str = CGROUP_ROOT) -> str:
     # The shell moves itself, then execs: everything the program charges is
     # charged to the cgroup (v2 moves no charges, so the shell's own stay put).
     if not _norm(cgroup):
         return cmd
-    procs = shlex.quote(cgroup_dir(cgroup) + "/cgroup.procs")
+    procs = shlex.quote(cgroup_dir(cgroup, root) + "/cgroup.procs")
     return "sh -c " + shlex.quote(f"echo $$ > {procs} && exec {cmd}")
 
 
@@ -124,7 +125,7 @@ def setup_cgroups(guest: Guest, occupied: Iterable[Optional[str]],
     # +memory above a cgroup an earlier call declared occupied.
     guest.cgroups_occupied.update(_norm(c) for c in occupied)
     occupied_set = set(guest.cgroups_occupied)
-    paths = set()
+    paths: Set[str] = set()
     for path in occupied_set | set(limits):
         parts = path.split("/") if path else []
         paths.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
@@ -148,17 +149,23 @@ def setup_cgroups(guest: Guest, occupied: Iterable[Optional[str]],
 
 
 def start_population(guest: Guest, population: Sequence[Member] = DEFAULT_POPULATION,
-                     cpu: Optional[int] = None, timeout: float = 180.0) -> Dict[str, List[int]]:
+                     cpu: Optional[int] = None, timeout: float = 180.0,
+                     cgroup_root: Optional[str] = None) -> Dict[str, List[int]]:
     """Start ``population`` (pinned to ``cpu`` if given, each in its cgroup,
     created if need be, see :func:`setup_cgroups`); wait until every process
     has touched its memory (and paged out what it should). Returns
-    ``{name: [pid, ...]}``."""
+    ``{name: [pid, ...]}``.
+
+    :param cgroup_root: the members' cgroups are under this cgroup v1
+        mount point instead, created by the caller.
+    """
     names = [m.name for m in population]
     if len(set(names)) != len(names) or any(len(n) > 15 for n in names):
         raise HarnessError(f"population names must be unique and <= 15 chars: {names}")
-    setup_cgroups(guest, [m.cgroup for m in population if m.cgroup])
+    if cgroup_root is None:
+        setup_cgroups(guest, [m.cgroup for m in population if m.cgroup])
     for i, m in enumerate(population):
-        guest.start(m.shell_command(cpu), f"/tmp/pop{i}.out")
+        guest.start(m.shell_command(cpu, cgroup_root or CGROUP_ROOT), f"/tmp/pop{i}.out")
     waits = "; ".join(f"w /tmp/pop{i}.out {m.processes}" for i, m in enumerate(population))
     guest.run('w() { until [ "$(grep -c ^ready "$1")" -ge "$2" ]; do sleep 0.2; done; }; '
               + waits, timeout=timeout)
@@ -172,12 +179,14 @@ def start_population(guest: Guest, population: Sequence[Member] = DEFAULT_POPULA
 
 
 def start_hog(guest: Guest, cpu: Optional[int] = None, adj: int = 0, step_ms: int = 0,
-              cgroup: Optional[str] = None, name: str = HOG_NAME) -> int:
+              cgroup: Optional[str] = None, name: str = HOG_NAME,
+              cgroup_root: Optional[str] = None) -> int:
     """Start ``oomhog`` in the background (in ``cgroup``, created if need be:
-    see :func:`setup_cgroups`); return its pid."""
-    if _norm(cgroup):
+    see :func:`setup_cgroups`; under ``cgroup_root``, a cgroup v1 mount
+    point, the caller creates it); return its pid."""
+    if _norm(cgroup) and cgroup_root is None:
         setup_cgroups(guest, [cgroup])
     cmd = _in_cgroup_cmd(f"oomhog --name {shlex.quote(name)} --adj {adj} --step-ms {step_ms}",
-                         cgroup)
+                         cgroup, cgroup_root or CGROUP_ROOT)
     out = guest.run(f"{_pin(cpu)}{cmd} >/tmp/hog.out 2>&1 & echo $!")
     return int(out.split()[-1])

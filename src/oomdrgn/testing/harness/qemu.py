@@ -29,7 +29,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Set, Union
+from typing import Any, List, Optional, Set, Union
 
 import pexpect
 
@@ -113,6 +113,21 @@ def strip_timestamp(line: str) -> str:
     return _TIMESTAMP.sub("", line, count=1)
 
 
+def _numa_args(nodes: int, smp: int, memory_mb: int) -> List[str]:
+    """QEMU arguments for *nodes* NUMA nodes (none for fewer than 2)."""
+    if nodes < 2:
+        return []
+    if smp < nodes or memory_mb % nodes:
+        raise HarnessError(f"{nodes} NUMA nodes need at least as many CPUs (smp={smp}) "
+                           f"and memory divisible among them ({memory_mb} MB)")
+    args = []
+    for i in range(nodes):
+        first, last = i * smp // nodes, (i + 1) * smp // nodes - 1
+        args += ["-object", f"memory-backend-ram,id=numa{i},size={memory_mb // nodes}M",
+                 "-numa", f"node,nodeid={i},cpus={first}-{last},memdev=numa{i}"]
+    return args
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -137,13 +152,15 @@ class Guest:
         size (``oomdrgn.swap_mb=N`` on the kernel command line, needs the
         ``zram.ko`` that ``fetch-kernels.sh`` extracts); :meth:`wait_ready`
         checks ``/proc/swaps``.
+    :param numa_nodes: if > 1, that many NUMA nodes (QEMU ``-numa``): the
+        memory split evenly, node ``i`` with the ``i``-th share of the CPUs.
     """
 
     def __init__(self, kernel: Union[str, KernelPaths], *, workdir: Optional[str] = None,
                  keep: bool = False, smp: int = 2, memory_mb: int = 256, append: str = "",
                  nokaslr: Optional[bool] = None, gdb: bool = False, gdb_wait: bool = False,
                  accel: Optional[str] = None, boot_timeout: float = 180.0,
-                 swap_mb: int = 0) -> None:
+                 swap_mb: int = 0, numa_nodes: int = 0) -> None:
         self.kernel = kernel_paths(kernel) if isinstance(kernel, str) else kernel
         self.machine = _MACHINES[self.kernel.arch]
         qemu = shutil.which(self.machine.qemu)
@@ -161,7 +178,8 @@ class Guest:
         self.qmp_path = self.workdir / "qmp.sock"
         self.qmp_path_for_drgn = self.workdir / "qmp-drgn.sock"
         self.gdb_port = _free_port() if gdb else None
-        self._tty: Optional[pexpect.spawn] = None
+        # A pexpect.spawn (untyped) from _start() on, None once closed.
+        self._tty: Any = None
         self._qmp: Optional[Qmp] = None
         self._seq = 0
         self.banner = ""
@@ -176,7 +194,10 @@ class Guest:
         cmdline = " ".join(filter(None, [base, "nokaslr" if nokaslr else "",
                                          f"oomdrgn.swap_mb={swap_mb}" if swap_mb > 0 else "",
                                          append]))
-        args = [qemu, *accel_args, "-smp", str(smp), "-m", str(memory_mb),
+        # One socket per NUMA node: CPUs of one socket share a cache, and a
+        # kernel warns when they sit on different nodes.
+        smp_arg = f"{smp},sockets={numa_nodes}" if numa_nodes > 1 else str(smp)
+        args = [qemu, *accel_args, "-smp", smp_arg, "-m", str(memory_mb),
                 "-nographic", "-monitor", "none", "-no-reboot",
                 "-kernel", str(self.kernel.boot_image or self.kernel.vmlinuz),
                 "-initrd", str(initrd), "-append", cmdline,
@@ -184,7 +205,8 @@ class Guest:
                 "-chardev", "stdio,id=shell,signal=off", *self.machine.shell_device,
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                 "-qmp", f"unix:{self.qmp_path_for_drgn},server=on,wait=off",
-                "-device", "vmcoreinfo", *self.machine.panic]
+                "-device", "vmcoreinfo", *self.machine.panic, *_numa_args(numa_nodes, smp,
+                                                                         memory_mb)]
         if gdb:
             args += ["-gdb", f"tcp:127.0.0.1:{self.gdb_port}"] + (["-S"] if gdb_wait else [])
         self.qemu_args = args
@@ -349,6 +371,8 @@ class Guest:
     def qmp(self, cmd: str, args: Optional[dict] = None, timeout: float = 30.0):
         """Run a QMP command on the harness's own socket."""
         try:
+            if self._qmp is None:
+                raise RuntimeError("QMP connection closed")
             return self._qmp.execute(cmd, args, timeout)
         except Exception as e:
             raise self._error(f"QMP {cmd} failed: {e!r}") from e

@@ -9,23 +9,33 @@
   prints the memcg's report and table, then panics (no summary, no kill line).
 * :func:`memcg_kill_moment`: :func:`kill_moment` for a memcg OOM
   (``Memory cgroup out of memory: Killed process ...``).
+* :func:`memcg_v1_report_moment`: a memcg OOM in a cgroup v1 memory hierarchy,
+  dumped right after the memcg's ``memory:``/``memory+swap:``/``kmem:`` report.
 * :func:`idle_scores`: no OOM at all: every ``/proc/PID/oom_score`` (and a
   few ``status`` fields) read in the guest, then the guest stopped and dumped.
 * :func:`sysrq_table`: ``echo f > /proc/sysrq-trigger`` (a forced OOM kill
   without memory pressure); dumped after the kill line.
+* :func:`slab_kill_moment`: :func:`kill_moment` after ``oomslab`` filled
+  unreclaimable slab: the report includes ``Unreclaimable slab info:``.
+* :func:`numa_kill_moment`: :func:`kill_moment` on a two-node guest, the hog
+  confined by a cpuset to node 0 (per-node lines, the node filter).
 
 Every scenario takes ``swap_mb`` (zram swap in the guest, see :class:`Guest`).
 """
 
 import json
+import platform
 import re
+import shlex
+import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
-from .gdbstub import GdbStub, symbol_address
+from ...core.elffile import elf_machine, symbol_values
+from .gdbstub import GdbStub, _tool, symbol_address
 from .kernels import HarnessError, kernel_paths
 from .population import (DEFAULT_POPULATION, Member, in_cgroup, setup_cgroups, start_hog,
                          start_population)
@@ -33,8 +43,9 @@ from .qemu import Guest
 
 __all__ = ["Artifacts", "IDLE_POPULATION", "KILL_FUNCTION", "MEMCG_POPULATION",
            "SWAP_POPULATION", "idle_scores", "kill_line", "kill_moment", "memcg_kill_moment",
-           "memcg_panic", "memcg_report", "oom_table", "panic_snapshot", "summary_line",
-           "sysrq_table"]
+           "memcg_panic", "memcg_report", "memcg_v1_report_moment", "MEMCG_V1_ROOT",
+           "numa_kill_moment", "oom_table", "panic_snapshot",
+           "slab_kill_moment", "summary_line", "sysrq_table"]
 
 KILL_FUNCTION = "__oom_kill_process"
 _TABLE_END = ("oom-kill:", "Out of memory", "Memory cgroup out of memory", "Kernel panic")
@@ -196,11 +207,12 @@ def _artifacts(kernel: str, workdir: Path, vmcores: Dict[str, Path], lines: List
     fmt, vmcore = next(iter(vmcores.items()))
     memcg, memcg_lines = memcg_report(lines)
     m = _OOM_MEMCG.search(summary or "")
+    killed = _KILLED.match(kill) if kill else None  # kill_line() matched it
     art = Artifacts(kernel=kernel, workdir=workdir, vmcore=vmcore, dump_format=fmt,
                     vmcores=vmcores,
                     console_lines=lines, table_lines=oom_table(lines), kill_line=kill,
                     summary_line=summary,
-                    victim_pid=int(_KILLED.match(kill).group(1)) if kill else None,
+                    victim_pid=int(killed.group(1)) if killed else None,
                     pids=pids, seconds=round(time.monotonic() - started, 1),
                     memcg=m.group(1) if m else memcg, memcg_lines=memcg_lines, **extra)
     if need_table and not art.table_lines:
@@ -255,21 +267,32 @@ def kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
 def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Sequence[Member],
                  fmt: Union[str, Sequence[str]], timeout: float, cpu: Optional[int],
                  swap_mb: int, memcg_limits: Optional[Mapping[str, Union[int, str]]] = None,
-                 hog_cgroup: Optional[str] = None) -> Artifacts:
+                 hog_cgroup: Optional[str] = None,
+                 prepare: Optional[Callable[[Guest], Dict[str, List[int]]]] = None,
+                 guest_options: Optional[Mapping[str, Any]] = None,
+                 cgroup_root: Optional[str] = None,
+                 break_at: Optional[int] = None) -> Artifacts:
     started = time.monotonic()
     workdir = _workdir(workdir)
     kpaths = kernel_paths(kernel)
-    address = symbol_address(kpaths.vmlinux, KILL_FUNCTION)
-    with Guest(kpaths, workdir=str(workdir), gdb=True, swap_mb=swap_mb) as guest:
+    address = break_at if break_at is not None else symbol_address(kpaths.vmlinux,
+                                                                   KILL_FUNCTION)
+    with Guest(kpaths, workdir=str(workdir), gdb=True, swap_mb=swap_mb,
+               **(guest_options or {})) as guest:
         if memcg_limits is not None:
             guest.run("sysctl -w vm.panic_on_oom=0")
             setup_cgroups(guest, [m.cgroup for m in population] + [hog_cgroup], memcg_limits)
-        pids = start_population(guest, population, cpu=cpu)
+        # What a scenario sets up before the population (its own pids).
+        extra = prepare(guest) if prepare is not None else {}
+        pids = start_population(guest, population, cpu=cpu, cgroup_root=cgroup_root)
+        pids.update(extra)
+        assert guest.gdb_port is not None  # Guest(gdb=True)
         with GdbStub(guest.gdb_port, log_path=workdir / "gdb.log",
                      machine=kpaths.machine) as gdb:
             gdb.hbreak(address)
             gdb.cont()
-            pids["oomhog"] = [start_hog(guest, cpu=cpu, cgroup=hog_cgroup)]
+            pids["oomhog"] = [start_hog(guest, cpu=cpu, cgroup=hog_cgroup,
+                                        cgroup_root=cgroup_root)]
             gdb.wait_stop(timeout)
             vmcores = _dump_all(guest, workdir, _formats(fmt))
             gdb.detach()
@@ -348,6 +371,86 @@ def memcg_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
     limits, hog_cgroup = _memcg_setup(population, memcg, limit_mb, memcg_limits, hog_cgroup)
     art = _kill_moment(kernel, workdir, population, fmt, timeout, cpu, swap_mb,
                        memcg_limits=limits, hog_cgroup=hog_cgroup)
+    if not (art.summary_line and "CONSTRAINT_MEMCG" in art.summary_line):
+        raise HarnessError(f"{kernel}: not a memcg OOM: {art.summary_line} (see {art.workdir})")
+    return art
+
+
+#: where :func:`memcg_v1_report_moment` mounts the cgroup v1 memory controller
+MEMCG_V1_ROOT = "/mnt/memcg-v1"
+
+
+def _setup_memcg_v1(guest: Guest, root: str, occupied: Sequence[Optional[str]],
+                    limits: Mapping[str, Union[int, str]]) -> None:
+    """Take the memory controller off cgroup v2 (``-memory`` in the root's
+    subtree_control: no child cgroup holds it yet, so it may move), mount it
+    alone as a cgroup v1 hierarchy at ``root``, make it hierarchical (root
+    ``memory.use_hierarchy``: 0 by default on older kernels, always 1 on newer
+    ones) and create the cgroups with their ``memory.limit_in_bytes``."""
+    paths: Set[str] = set()
+    for path in [c for c in occupied if c] + list(limits):
+        parts = path.strip("/").split("/")
+        paths.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    cmds = ["echo -memory > /sys/fs/cgroup/cgroup.subtree_control",
+            f"mkdir -p {root}", f"mount -t cgroup -o memory memory {root}",
+            f"{{ echo 1 > {root}/memory.use_hierarchy || true; }}"]
+    cmds += [f"mkdir -p {shlex.quote(f'{root}/{p}')}"
+             for p in sorted(paths, key=lambda p: (p.count("/"), p))]
+    cmds += [f"echo {shlex.quote(str(v))} > {shlex.quote(f'{root}/{p}/memory.limit_in_bytes')}"
+             for p, v in sorted(limits.items())]
+    guest.run(" && ".join(cmds))
+
+
+def _after_call(vmlinux: Path, caller: str, callee: str) -> int:
+    """The address of the instruction after *caller*'s call of *callee* (the
+    return address), found with ``objdump``."""
+    machine = elf_machine(str(vmlinux)) or platform.machine()
+    start, size = symbol_values(str(vmlinux), [caller]).get(caller, (0, 0))
+    if not size:
+        raise HarnessError(f"{caller} is not a function of {vmlinux}")
+    objdump = _tool("objdump", machine, "binutils-aarch64-linux-gnu")
+    out = subprocess.run([objdump, "-d", "--no-show-raw-insn", f"--start-address={start:#x}",
+                          f"--stop-address={start + size:#x}", str(vmlinux)], check=True,
+                         capture_output=True, text=True).stdout
+    insns = re.findall(r"^\s*([0-9a-f]+):\s+(.*)$", out, re.M)
+    for (_, text), (after, _) in zip(insns, insns[1:]):
+        if re.search(rf"\b(call|bl)\s+[0-9a-f]+ <{re.escape(callee)}>", text):
+            return int(after, 16)
+    raise HarnessError(f"{caller} does not call {callee} in {vmlinux}")
+
+
+def memcg_v1_report_moment(kernel: str, workdir: Union[str, Path, None] = None,
+                           population: Sequence[Member] = MEMCG_POPULATION,
+                           fmt: Union[str, Sequence[str]] = "elf", memcg: str = "job",
+                           limit_mb: int = 48, hog_cgroup: Optional[str] = None,
+                           cpu: int = 0, timeout: float = 600.0) -> Artifacts:
+    """A memcg OOM on cgroup v1 (the memory controller mounted alone at
+    :data:`MEMCG_V1_ROOT` with ``mount -t cgroup -o memory``, the members'
+    ``cgroup`` paths in that hierarchy, ``memory.limit_in_bytes`` of ``memcg``
+    ``limit_mb``), dumped right after ``mem_cgroup_print_oom_meminfo()``
+    returned to ``dump_header()`` (a hardware breakpoint on the return
+    address); then the guest runs on to the kill line.
+
+    The report has ``memory+swap:`` and ``kmem:`` lines. The dump comes right
+    after them because the ``kmem`` counter moves within milliseconds of the
+    print: the OOM's reclaim shrank memcg-aware slab caches, whose objects are
+    freed by RCU callbacks in a softirq on the OOM's CPU (uncharging ``kmem``,
+    and through the per-CPU charge stock ``memory``), often before
+    ``__oom_kill_process``. Needs a kernel that still offers cgroup v1 memcg
+    (not 6.12+ built without ``CONFIG_MEMCG_V1``).
+    """
+    limits, hog_cgroup = _memcg_setup(population, memcg, limit_mb, None, hog_cgroup)
+
+    def prepare(guest: Guest) -> Dict[str, List[int]]:
+        _setup_memcg_v1(guest, MEMCG_V1_ROOT, [m.cgroup for m in population] + [hog_cgroup],
+                        limits)
+        return start_population(guest, population, cpu=cpu, cgroup_root=MEMCG_V1_ROOT)
+    address = _after_call(kernel_paths(kernel).vmlinux, "dump_header",
+                          "mem_cgroup_print_oom_meminfo")
+    art = _kill_moment(kernel, workdir, (), fmt, timeout, cpu, 0, hog_cgroup=hog_cgroup,
+                       prepare=prepare, cgroup_root=MEMCG_V1_ROOT, break_at=address)
+    art.cgroups = _cgroups(population, hog_cgroup)
+    art.save()
     if not (art.summary_line and "CONSTRAINT_MEMCG" in art.summary_line):
         raise HarnessError(f"{kernel}: not a memcg OOM: {art.summary_line} (see {art.workdir})")
     return art
@@ -440,3 +543,70 @@ def sysrq_table(kernel: str, workdir: Union[str, Path, None] = None,
         lines = guest.kernel_lines()
     return _artifacts(kernel, workdir, vmcores, lines, pids, started,
                       cgroups=_cgroups(population), swap_mb=swap_mb)
+
+
+#: slab_kill_moment()'s population: a little user memory besides the hog.
+SLAB_POPULATION = (
+    Member("sl-plain", anon_mb=4),
+    Member("sl-user", anon_mb=2, shmem_mb=2, adj=500, uid=1000),
+)
+
+
+def slab_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
+                     population: Sequence[Member] = SLAB_POPULATION,
+                     fmt: Union[str, Sequence[str]] = "elf", slab_mb: Optional[int] = None,
+                     timeout: float = 600.0, cpu: int = 0) -> Artifacts:
+    """:func:`kill_moment` after ``oomslab SLAB_MB`` queued ``slab_mb`` MB of
+    System V messages (4 KiB kmalloc objects no task owns): at the OOM the
+    unreclaimable slab outnumbers the LRU pages, so ``dump_header()`` prints
+    ``Unreclaimable slab info:`` and the caches.
+
+    :param slab_mb: default 60% of the guest's ``MemAvailable`` (the rest,
+        which the hog fills, stays below it with the page cache of ``/``).
+    :returns: :class:`Artifacts` with ``pids["oomslab"]`` empty (it exits).
+
+    kswapd is pinned to ``cpu`` with the hog: with this much slab it keeps
+    failing, and on the other CPU it would count ``kswapd_failures`` up while
+    the report is printed (``all_unreclaimable?`` would differ from the dump).
+    """
+    def fill(guest: Guest) -> Dict[str, List[int]]:
+        guest.run("for d in /proc/[0-9]*; do grep -q '^Name:.kswapd' $d/status 2>/dev/null &&"
+                  f" taskset -p -c {cpu} ${{d#/proc/}} >/dev/null; done; true")
+        mb = slab_mb
+        if mb is None:
+            avail = re.search(r"MemAvailable:\s+(\d+) kB", guest.run("cat /proc/meminfo"))
+            if not avail:
+                raise HarnessError("no MemAvailable in /proc/meminfo")
+            mb = int(avail.group(1)) * 6 // 10 // 1024
+        out = guest.run(f"{'' if cpu is None else f'taskset -c {cpu} '}oomslab {mb}",
+                        timeout=timeout)
+        if "slab " not in out:
+            raise HarnessError(f"oomslab failed: {out}")
+        return {"oomslab": []}
+    return _kill_moment(kernel, workdir, population, fmt, timeout, cpu, 0, prepare=fill)
+
+
+#: numa_kill_moment()'s population: memory on node 1 (pinned to its CPU).
+NUMA_POPULATION = (
+    Member("nu-node1", anon_mb=6),
+    Member("nu-node1-user", anon_mb=3, shmem_mb=2, adj=300, uid=1000),
+)
+
+
+def numa_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
+                     population: Sequence[Member] = NUMA_POPULATION,
+                     fmt: Union[str, Sequence[str]] = "elf", timeout: float = 600.0,
+                     cpuset: str = "node0") -> Artifacts:
+    """:func:`kill_moment` on a guest with two NUMA nodes (128 MB and CPU each):
+    ``population`` runs on CPU 1 (its memory on node 1); the hog runs on
+    CPU 0 in cgroup ``cpuset`` whose ``cpuset.mems`` is ``0``, so it fills
+    node 0 alone and the OOM is constrained (``nodemask=0``,
+    ``mems_allowed=0``): ``__show_mem()`` shows node 0 only.
+    """
+    def confine(guest: Guest) -> Dict[str, List[int]]:
+        root = "/sys/fs/cgroup"
+        guest.run(f"echo +cpuset > {root}/cgroup.subtree_control && mkdir -p {root}/{cpuset}"
+                  f" && echo 0 > {root}/{cpuset}/cpuset.mems")
+        return start_population(guest, population, cpu=1)
+    return _kill_moment(kernel, workdir, (), fmt, timeout, 0, 0, hog_cgroup=cpuset,
+                        prepare=confine, guest_options={"numa_nodes": 2})

@@ -1,0 +1,147 @@
+"""Proof that a counter of ``__show_mem()`` moved between the kernel's print and the
+dump: it moved in the same direction in every line that prints it (global pages,
+node kB, the zones' kB summed; each level folds its per-CPU deltas at its own
+threshold, so the amounts may differ) while another task ran after ``Mem-Info:``
+was printed (its ``se.exec_start`` is later). Anything else differing fails."""
+
+import re
+from typing import Dict, List, Optional, Tuple
+
+from oomdrgn.core import show_mem as sm
+from oomdrgn.core.show_mem import mem_formats
+
+_STAMP = re.compile(r"^\[ *(\d+)\.(\d+)\] (.*)$")
+
+
+def stamped(workdir) -> List[Tuple[float, str]]:
+    """The console's lines with their printk timestamps (seconds)."""
+    out = []
+    for raw in (workdir / "console.log").read_text(errors="replace").splitlines():
+        m = _STAMP.match(raw.replace("\r", ""))
+        if m:
+            out.append((int(m[1]) + int(m[2]) / 10 ** len(m[2]), m[3]))
+    return out
+
+
+def _fields(fmt: str, text: str) -> Optional[Dict[str, str]]:
+    """*text* parsed with C format *fmt*: label -> printed value."""
+    parts, pos = [], 0
+    for m in sm._CONV.finditer(fmt):
+        parts.append(re.escape(fmt[pos:m.start()]))
+        parts.append("(.*?)" if m.group().endswith("s") else r"(-?\d+)")
+        pos = m.end()
+    parts.append(re.escape(fmt[pos:]))
+    m = re.fullmatch("".join(parts), text, re.S)
+    return dict(zip(sm.format_labels(fmt), m.groups())) if m else None
+
+
+def _blocks(reader, lines: List[str]) -> Tuple[Dict[str, Dict[str, str]], set]:
+    """The global, node and zone lines parsed by label (``zone <node>/<name>``,
+    ``node <id>``), and the indexes of the lines they span."""
+    fmts = mem_formats(reader)
+    n = fmts.global_.count("\n")
+    out = {"global": _fields(fmts.global_, "\n".join(lines[1:1 + n]) + "\n")}
+    spans = set(range(1, 1 + n))
+    for i, line in enumerate(lines[1 + n:], 1 + n):
+        node = _fields(fmts.node, line + "\n")
+        if node is not None:
+            out[f"node {node['Node']}"] = node
+            spans.add(i)
+            continue
+        zone = _fields(fmts.zone, re.sub(r"^Node \d+ ", "", line) + "\n")
+        if zone is not None:
+            out[f"zone {line.split(' free:')[0]}"] = zone
+            spans.add(i)
+    return out, spans
+
+
+#: a counter printed at several levels: (global label, node label, zone label)
+_LEVELS = [("active_anon",) * 3, ("inactive_anon",) * 3, ("active_file",) * 3,
+           ("inactive_file",) * 3, ("unevictable",) * 3, ("free", None, "free"),
+           ("free_pcp", None, "free_pcp"), ("mapped", "mapped", None),
+           ("shmem", "shmem", None), ("dirty", "dirty", None),
+           ("writeback", "writeback", None), ("pagetables", "pagetables", None)]
+
+
+def _mid_print(p: Dict[str, Dict[str, str]], d: Dict[str, Dict[str, str]], kb: int) -> bool:
+    """``free`` moved while ``Mem-Info:`` was being printed: the global count is the
+    sum of the zones' in memory (``zone_page_state_add()`` moves both at once), yet
+    the kernel's own global line disagrees with its zone lines printed after it."""
+    zones = [k for k in p if k.startswith("zone ") and "free" in p[k]]
+    if "free" not in p["global"] or not zones:
+        return False
+    printed_sum = sum(int(p[k]["free"]) for k in zones)
+    dumped_sum = sum(int(d[k]["free"]) for k in zones)
+    return (int(p["global"]["free"]) * kb != printed_sum
+            and int(d["global"]["free"]) * kb == dumped_sum)
+
+
+def _consistent_moves(reader, printed: List[str], dumped: List[str]) -> Tuple[List[str], bool]:
+    """The counters that moved in the same direction in every line that prints
+    them (global pages, node kB, the zones' kB summed), and whether every move is
+    proven by the kernel's own lines (see :func:`_mid_print`); raises if any other
+    value differs."""
+    kb = sm.vmstat.page_kb(reader)
+    (p, spans), (d, _) = _blocks(reader, printed), _blocks(reader, dumped)
+    assert p.keys() == d.keys()
+    other = [(a, b) for i, (a, b) in enumerate(zip(printed, dumped)) if a != b and i not in spans]
+    assert not other, f"lines other than the counters' differ: {other}"
+    moved, explained = [], set()
+    mid_print = _mid_print(p, d, kb)
+    others_moved = False
+    for glabel, nlabel, zlabel in _LEVELS:
+        levels = {}
+        if glabel in p["global"]:
+            levels["global"] = int(d["global"][glabel]) - int(p["global"][glabel])
+        for key in p:
+            if key.startswith("node ") and nlabel in p[key]:
+                levels[key] = (int(d[key][nlabel]) - int(p[key][nlabel])) // kb
+        zones = [k for k in p if k.startswith("zone ") and zlabel in p[k]]
+        if zones:
+            levels["zones"] = sum(int(d[k][zlabel]) - int(p[k][zlabel]) for k in zones) // kb
+        # Each level folds its own per-CPU deltas (vm_stat_diff, vm_node_stat_diff)
+        # when they pass the zone's stat_threshold: one page added may show as +1
+        # in the node and global lines and +10 in the zone's. The levels may then
+        # move by different amounts, never in opposite directions.
+        signs = {v > 0 for v in levels.values() if v}
+        assert len(signs) <= 1, (f"{glabel}: moved in opposite directions {levels}\n"
+                                 + "\n".join(f"K: {a}\nO: {b}" for a, b in
+                                             zip(printed, dumped) if a != b))
+        if signs:
+            moved.append(f"{glabel} {levels}")
+            others_moved |= not (glabel == "free" and mid_print)
+            explained.update({("global", glabel)} | {(k, nlabel) for k in p if k[:5] == "node "}
+                             | {(k, zlabel) for k in p if k[:5] == "zone "})
+    for key in p:
+        for label, value in p[key].items():
+            if (key, label) not in explained:
+                assert d[key][label] == value, f"{key} {label}: printed {value}, " \
+                                               f"dump {d[key][label]}, not a consistent move"
+    return moved, not others_moved
+
+
+def _ran_after(prog, oom_task: int, when: float) -> List[str]:
+    """Tasks other than the OOM task whose ``se.exec_start`` (rq_clock_task,
+    never ahead of the printk clock) is later than *when*: they ran after it."""
+    from drgn.helpers.linux.pid import for_each_task
+    ns = int(when * 1e9)
+    return [f"{t.comm.string_().decode()}[{t.pid.value_()}]" for t in for_each_task(prog)
+            if t.value_() != oom_task and t.se.exec_start.value_() > ns]
+
+
+def assert_same_or_moved(prog, reader, art, printed: List[str], got: List[str]) -> None:
+    """*got* is *printed*, or differs only in counters that moved in the same
+    direction in the global, node and zone lines (a per-CPU delta folded in, a
+    page added) while another task ran after ``Mem-Info:`` was printed (its
+    ``se.exec_start`` is later), or only in ``free``, which the kernel's own lines
+    show moved while they were printed."""
+    if got == printed:
+        return
+    assert len(got) == len(printed), "\n".join(got)
+    moved, proven_by_the_print = _consistent_moves(reader, printed, got)
+    if proven_by_the_print:  # free moved while the kernel printed: its lines disagree
+        assert moved
+        return
+    when = next(t for t, line in stamped(art.workdir) if line == "Mem-Info:")
+    ran = _ran_after(prog, reader.current_task(), when)
+    assert moved and ran, (moved, ran)

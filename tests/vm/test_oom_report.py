@@ -1,0 +1,146 @@
+"""``oomdrgn oom-report``: the whole OOM report, rebuilt from memory, beside what each
+real kernel printed (all seven kernels, both dump formats).
+
+At the kill moment (``killed``, ``memcg_killed``: the guest stopped at
+``__oom_kill_process``, right after the report was printed) every part equals
+the kernel's, line for line, from the ``invoked`` line to the kill line; only
+the unwound frames are not held to it (the task is deeper in the OOM path than
+when ``dump_stack()`` ran): they are marked so in the output.
+"""
+
+import json
+
+import pytest
+
+from oomdrgn.core.report_sections import split_report
+from oomdrgn.drgn.backend import reader_for
+from oomdrgn.drgn.program import open_program
+
+from .oracle import FORMATS, run_oomdrgn
+from .showmem_proof import assert_same_or_moved
+
+EXACT = ("invoked", "dump_stack", "memcg", "show_mem", "slab", "protection", "tasks",
+         "summary", "kill")
+
+
+def _kernel_report(art):
+    """The console lines of the report the dump was taken in (the guest went on
+    after the dump and may have printed more), from its invoked line to its kill line."""
+    lines = art.console_lines
+    end = lines.index(art.kill_line)
+    start = max(i for i, text in enumerate(lines[:end]) if " invoked oom-killer: " in text)
+    return split_report(lines[start:end + 1])
+
+
+def _oomdrgn_report(kernel, art, fmt, *extra):
+    res = run_oomdrgn("-q", "-c", art.vmcores[fmt], "-s", kernel.vmlinux, "oom-report",
+                      "--json", *extra)
+    return json.loads(res.stdout)
+
+
+def _check_parts(printed, doc, memcg, kernel=None, art=None, fmt=None):
+    sections = {s["name"]: s for s in doc["sections"]}
+    expected = {"invoked", "dump_stack", "tasks", "summary", "kill",
+                "memcg" if memcg else "show_mem"}
+    assert expected <= set(printed), sorted(printed)
+    for name in EXACT:
+        if name not in printed and name not in sections:
+            continue
+        assert name in sections, f"oomdrgn has no {name} part; the kernel printed it"
+        assert sections[name]["exact"]
+        if name == "show_mem" and sections[name]["lines"] != printed.get(name):
+            # A counter moved between the print and the dump (the other CPU
+            # runs on): proven as tests/vm/test_show_mem.py proves it, or failed.
+            prog = open_program(core=str(art.vmcores[fmt]), vmlinux=[str(kernel.vmlinux)])
+            assert_same_or_moved(prog, reader_for(prog), art, printed["show_mem"],
+                                 sections[name]["lines"])
+            continue
+        assert sections[name]["lines"] == printed.get(name), name
+    frames = sections["frames"]  # never held to the kernel's text, and marked so
+    assert not frames["exact"]
+    if frames["lines"]:
+        assert "not the ones dump_stack() printed" in frames["note"]
+    else:  # drgn gives no stack trace on QEMU's arm64 kdump files (no registers)
+        assert "no frames" in frames["note"]
+        assert kernel is None or kernel.arch == "arm64" and fmt == "kdump-zlib"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_global_oom_report_at_the_kill_moment(kernel, killed, fmt):
+    doc = _oomdrgn_report(kernel, killed, fmt)
+    assert doc["control"]["gfp_mask"] is not None
+    _check_parts(_kernel_report(killed), doc, memcg=False, kernel=kernel, art=killed, fmt=fmt)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_memcg_oom_report_at_the_kill_moment(kernel, memcg_killed, fmt):
+    doc = _oomdrgn_report(kernel, memcg_killed, fmt)
+    assert doc["control"]["memcg"] == memcg_killed.memcg
+    _check_parts(_kernel_report(memcg_killed), doc, memcg=True, kernel=kernel,
+                 art=memcg_killed, fmt=fmt)
+
+
+@pytest.mark.kernels("6.1", "7.x", "6.12-arm64")
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_report_with_the_unreclaimable_slab_dump(kernel, slab, fmt):
+    # Unreclaimable slab outweighs the LRU pages: the kernel printed its slab dump.
+    printed = _kernel_report(slab)
+    assert len(printed.get("slab", [])) > 20
+    _check_parts(printed, _oomdrgn_report(kernel, slab, fmt), memcg=False, kernel=kernel,
+                 art=slab, fmt=fmt)
+
+
+@pytest.mark.kernels("7.x")
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_report_of_an_oom_confined_by_a_cpuset(kernel, numa, fmt):
+    # Two nodes, the hog's cpuset allows node 0 only: constraint=CONSTRAINT_CPUSET,
+    # the node filter of __show_mem() and the cpuset's totalpages for the victim.
+    printed = _kernel_report(numa)
+    assert "constraint=CONSTRAINT_CPUSET" in printed["summary"][0]
+    doc = _oomdrgn_report(kernel, numa, fmt)
+    assert doc["control"]["constraint"]["name"] == "CONSTRAINT_CPUSET"
+    assert "taken" not in doc["control"]["sources"]["constraint"]  # ours == the kernel's
+    _check_parts(printed, doc, memcg=False, kernel=kernel, art=numa, fmt=fmt)
+
+
+def _memory_comparison(kernel, art, fmt):
+    res = run_oomdrgn("-q", "-c", art.vmcores[fmt], "-s", kernel.vmlinux, "report", "--json")
+    return json.loads(res.stdout)["reports"][-1]["memory_comparison"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_report_at_the_panic_sets_every_memory_line_beside_memory(kernel, panic, fmt):
+    # panic_on_oom: the report was printed, then the kernel panicked (the other
+    # CPUs stopped, counters may have moved): every logged line is the same now,
+    # or reported as moved with the values that moved; none goes unaccounted.
+    printed = _kernel_report_of(panic)
+    mc = _memory_comparison(kernel, panic, fmt)
+    assert mc is not None and set(mc["parts"]) - {"protection"} == {"show_mem"}
+    lines = mc["parts"]["show_mem"]
+    assert [c["logged"] for c in lines] == printed["show_mem"]
+    for c in lines:
+        assert c["verdict"] in ("same", "moved"), c
+        if c["verdict"] == "moved":
+            assert c["moved"] or c["notes"], c
+    assert mc["counts"].get("same", 0) > len(lines) // 2
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_report_of_a_memcg_panic_sets_the_memcg_lines_beside_memory(kernel, memcg_panicked, fmt):
+    printed = _kernel_report_of(memcg_panicked)
+    mc = _memory_comparison(kernel, memcg_panicked, fmt)
+    assert mc["args"]["memcg"] == memcg_panicked.memcg
+    lines = mc["parts"]["memcg"]
+    # The log is the printk ring's: its stats record is whole where the console
+    # (5.10-6.4: one record, 1024-byte console buffer) showed only its first lines.
+    logged = [c["logged"] for c in lines]
+    assert logged[:len(printed["memcg"])] == printed["memcg"]
+    assert all(c["verdict"] in ("same", "moved") for c in lines), lines
+
+
+def _kernel_report_of(art):
+    """The console lines of a panic's report (no kill line), by part."""
+    lines = art.console_lines
+    start = max(i for i, text in enumerate(lines) if " invoked oom-killer: " in text)
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("Kernel panic"))
+    return split_report(lines[start:end])

@@ -1,0 +1,194 @@
+"""``__show_mem()`` and the unreclaimable slab dump, re-created from the dump,
+equal the lines each real kernel printed in its global OOM report.
+
+* ``killed`` (dumped at ``__oom_kill_process``, right after the report): every
+  line of ``Mem-Info:`` .. the line before ``Tasks state``/the slab dump.
+* ``panic`` (dumped after the panic): every line equal, or proven to have
+  moved: the panic took the other CPUs offline (their per-CPU page lists
+  intact: counted over the present CPUs the lines are the printed ones), or a
+  counter moved by the same number of pages in the global, node and zone lines
+  while another task ran after the report was printed.
+* ``slab`` (:func:`slab_kill_moment`: unreclaimable slab above the LRU pages):
+  ``Unreclaimable slab info:`` and every cache line, on 6.1, 7.x, 6.12-arm64.
+* ``numa`` (:func:`numa_kill_moment`: two nodes, the hog confined to node 0 by
+  a cpuset): per-node lines and the node filter, on 7.x.
+
+The arguments of ``show_mem()`` come from what the kernel printed: the
+``gfp_mask`` of the ``invoked oom-killer`` line (``gfp_zone()`` of it), the
+``CPU: N`` of the stack dump, ``nodemask=``/``mems_allowed=`` of the
+``oom-kill:`` line (the panic prints none: the OOM task's ``mems_allowed``).
+"""
+
+import re
+from typing import List, Optional, Tuple
+
+import pytest
+
+from oomdrgn.core import show_mem as sm
+from oomdrgn.core.gfp import gfp_zone
+from oomdrgn.core.show_mem import show_mem
+from oomdrgn.core.slabinfo import dump_unreclaimable_slab, should_dump_unreclaim_slab
+
+from .oracle import FORMATS
+from .showmem_proof import assert_same_or_moved
+
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(300)]
+
+SLAB_KERNELS = ("6.1", "7.x", "6.12-arm64")
+NUMA_KERNELS = ("7.x",)
+_REPORT_END = ("Tasks state", "Unreclaimable slab info:", "excessive unreclaimable slab",
+               "Memory cgroup min protection", "[  pid  ]")
+_CPU = re.compile(r"^CPU: (\d+) (?:UID: \d+ )?PID: \d+ ")
+
+
+# What the kernel printed --------------------------------------------------------------
+
+
+def own_lines(reader) -> List[str]:
+    """What the OOM task itself printed: the records of the dump's printk ring
+    whose caller is that task (saved with every record since v5.10), as console lines."""
+    from oomdrgn.core.printk_ring import console_lines, printk_records
+    pid = reader.task(reader.current_task()).pid
+    return console_lines([r for r in printk_records(reader.target) if r.caller_tid == pid],
+                         timestamps=False)
+
+
+def report(lines: List[str], reader=None) -> Tuple[List[str], List[str], dict]:
+    """The first global OOM report's ``__show_mem()`` lines, its slab dump
+    lines (if any), and the arguments (``gfp_mask``, ``cpu``, ``nodemask``,
+    ``mems_allowed``: None where not printed).
+
+    If another CPU printed into the report (warn_alloc()'s ``page allocation
+    failure`` and its own ``Mem-Info:``), the console holds no single
+    ``__show_mem()`` output: the report is then read from the lines the OOM task
+    itself printed (*reader*'s printk ring, by caller)."""
+    first = next(i for i, line in enumerate(lines) if " invoked oom-killer: " in line)
+    start = lines.index("Mem-Info:", first)
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith(_REPORT_END))
+    if any(l == "Mem-Info:" or "page allocation failure" in l for l in lines[first:start]
+           + lines[start + 1:end]):
+        assert reader is not None, "another CPU printed into the report"
+        return report(own_lines(reader))
+    slab: List[str] = []
+    if lines[end] == "Unreclaimable slab info:":
+        stop = next(i for i in range(end, len(lines))
+                    if lines[i].startswith(("Tasks state", "Memory cgroup min", "[  pid  ]")))
+        slab = lines[end:stop]
+    invoked = max(i for i in range(start) if " invoked oom-killer: " in lines[i])
+    args: dict = {"gfp_mask": int(re.search(r"gfp_mask=(0x[0-9a-f]+)", lines[invoked])[1], 16)}
+    args["cpu"] = next(int(m[1]) for m in map(_CPU.match, lines[invoked:start]) if m)
+    summary = next((l for l in lines[end:] if l.startswith("oom-kill:")), None)
+    if summary is not None:
+        mask = re.search(r",nodemask=([^,]*),", summary)[1]
+        args["nodemask"] = None if mask == "(null)" else node_list(mask)
+        args["mems_allowed"] = node_list(re.search(r",mems_allowed=([^,]*),", summary)[1])
+    return lines[start:end], slab, args
+
+
+def node_list(text: str) -> List[int]:
+    """``%*pbl`` back to node numbers (``0-1,3``)."""
+    out: List[int] = []
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+# The dump ---------------------------------------------------------------------------
+
+
+
+
+def ours(reader, args: dict, mems_allowed: Optional[List[int]] = None) -> sm.ShowMem:
+    return show_mem(reader, args.get("nodemask"),
+                    args.get("mems_allowed", mems_allowed) or [0],
+                    gfp_zone(reader.target, args["gfp_mask"]), args["cpu"])
+
+
+def oom_task_mems_allowed(reader) -> List[int]:
+    return reader.mems_allowed(reader.current_task())
+
+
+# Proofs that a panic dump's value moved after it was printed ------------------------
+
+
+def _present_cpus_lines(reader, args: dict, mems: List[int]) -> Optional[List[str]]:
+    """The lines counted over the present CPUs, if the dump's online mask lost
+    some of them (panic(): smp_send_stop() takes the other CPUs offline)."""
+    online, present = reader.cpus("online"), reader.cpus("present")
+    if set(online) >= set(present):
+        return None
+    real = reader.cpus
+    reader.cpus = lambda which: real("present" if which == "online" else which)
+    try:
+        return ours(reader, args, mems).lines
+    finally:
+        del reader.cpus
+
+
+# Tests --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_kill_moment_show_mem_is_the_kernels(kernel, killed, programs, fmt):
+    prog, reader = programs(kernel, killed, fmt)
+    printed, _, args = report(killed.console_lines, reader)
+    got = ours(reader, args)
+    assert "formats from the kernel's .rodata" in got.formats
+    assert got.values["pages_ram"] > 0 and got.values["global"]["free"] >= 0
+    # The other CPU runs on while the report is printed (7.x: its vmstat
+    # deltas folded in, one page): only a proven move may differ.
+    assert_same_or_moved(prog, reader, killed, printed, got.lines)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_panic_show_mem_is_the_kernels_or_moved(kernel, panic, programs, fmt):
+    prog, reader = programs(kernel, panic, fmt)
+    printed, _, args = report(panic.console_lines, reader)
+    mems = oom_task_mems_allowed(reader)
+    got = ours(reader, args, mems).lines
+    if got == printed:
+        return
+    # The other CPUs left the online mask at the panic: counted over the
+    # present CPUs (their page lists untouched), the lines must be the printed ones.
+    present = _present_cpus_lines(reader, args, mems)
+    if present is not None:
+        got = present
+    assert_same_or_moved(prog, reader, panic, printed, got)
+
+
+def test_no_slab_dump_in_the_usual_scenarios(kernel, killed, programs):
+    # The kernel printed no slab dump: should_dump_unreclaim_slab() was false.
+    _, reader = programs(kernel, killed, "elf")
+    _, slab_lines, _ = report(killed.console_lines, reader)
+    assert slab_lines == [] and not should_dump_unreclaim_slab(reader)
+
+
+@pytest.mark.kernels(*SLAB_KERNELS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_unreclaimable_slab_is_the_kernels(kernel, request, programs, fmt):
+    art = request.getfixturevalue("slab")
+    _, reader = programs(kernel, art, fmt)
+    printed, slab_lines, args = report(art.console_lines, reader)
+    assert len(slab_lines) > 20 and any(l.startswith("kmalloc") for l in slab_lines)
+    assert should_dump_unreclaim_slab(reader)
+    assert dump_unreclaimable_slab(reader) == slab_lines
+    assert ours(reader, args).lines == printed
+
+
+@pytest.mark.kernels(*NUMA_KERNELS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_numa_node_filter_is_the_kernels(kernel, request, programs, fmt):
+    art = request.getfixturevalue("numa")
+    _, reader = programs(kernel, art, fmt)
+    printed, _, args = report(art.console_lines, reader)
+    assert sm.vmstat.online_nodes(reader) == [0, 1]
+    assert args["mems_allowed"] == [0], art.summary_line
+    got = ours(reader, args)
+    assert got.lines == printed, got.formats
+    assert not any(l.startswith("Node 1 ") for l in printed)
+    # Node 1 is there, and would be printed for a task allowed on it.
+    both = show_mem(reader, None, [0, 1], gfp_zone(reader.target, args["gfp_mask"]),
+                    args["cpu"])
+    assert any(l.startswith("Node 1 active_anon:") for l in both.lines)
+    assert len(both.lines) > len(printed)
