@@ -58,7 +58,7 @@ def _blocks(reader, lines: List[str]) -> Tuple[Dict[str, Dict[str, str]], set]:
 #: a counter printed at several levels: (global label, node label, zone label)
 _LEVELS = [("active_anon",) * 3, ("inactive_anon",) * 3, ("active_file",) * 3,
            ("inactive_file",) * 3, ("unevictable",) * 3, ("free", None, "free"),
-           ("free_pcp", None, "free_pcp"), ("mapped", "mapped", None),
+           ("free_pcp", None, "free_pcp"), ("free_cma", None, "free_cma"), ("mapped", "mapped", None),
            ("shmem", "shmem", None), ("dirty", "dirty", None),
            ("writeback", "writeback", None), ("pagetables", "pagetables", None)]
 

@@ -20,6 +20,7 @@ from ..core.errors import EXIT_PARTIAL, EXIT_PERMISSION, EXIT_QUERY, EXIT_TARGET
 from ..core.logparse import LogLine, OomReport, parse_lines, parse_log, report_as_dict
 from ..core.logcompare import compare_report, comparison_as_dict, format_comparison, oom_memcg
 from ..core.logged_memory import compare_logged_memory, logged_parts
+from ..core.meminfo_parse import parse_memcg, parse_show_mem
 from ..core.model import ReadFailure
 from ..core.formats import format_kill_line, format_row, format_table
 
@@ -163,20 +164,63 @@ def _read_file(path: str) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+def logged_memory(parts: dict) -> dict:
+    """A logged report's memory lines as values (``show_mem``: its era, the values by
+    the kernel's labels, the lines that do not print again the same; ``memcg``)."""
+    out: dict = {}
+    if parts.get("show_mem"):
+        parsed = parse_show_mem(parts["show_mem"])
+        out["show_mem"] = None if parsed is None else {
+            "era": parsed.era, "values": parsed.values, "mismatches": parsed.mismatches,
+            "lines": len(parts["show_mem"])}
+    if parts.get("memcg") or parts.get("protection"):
+        m = parse_memcg(parts.get("memcg", []) + parts.get("protection", []))
+        out["memcg"] = dataclasses.asdict(m)
+    if parts.get("slab"):
+        out["slab_lines"] = len(parts["slab"]) - 1
+    return out
+
+
+def _memory_summary(memory: dict) -> str:
+    out = []
+    sm = memory.get("show_mem", "absent")
+    if sm is None:
+        out.append("  Mem-Info: no era's formats read it\n")
+    elif sm != "absent":
+        same = "identical to the log's" if not sm["mismatches"] else \
+            f"{len(sm['mismatches'])} lines differ"
+        zones = ", ".join(sm["values"]["zones"])
+        out.append(f"  Mem-Info: formats {sm['era']}, zones {zones}; re-rendered: {same}\n")
+    m = memory.get("memcg")
+    if m is not None:
+        mem = m["counters"].get("memory")
+        usage = f"usage {mem['usage_kb']}kB of {mem['limit_kb']}kB, " if mem else ""
+        out.append(f"  memcg {m['path']}: {usage}{len(m['stats'])} stats\n")
+    if "slab_lines" in memory:
+        out.append(f"  unreclaimable slab: {memory['slab_lines']} caches\n")
+    return "".join(out)
+
+
 def _parse(args: argparse.Namespace, out: TextIO) -> int:
-    reports = parse_log(_read_file(args.file))
+    text = _read_file(args.file)
+    reports = parse_log(text)
     if not reports:
         raise OomdrgnError(f"{args.file}: no OOM report found", EXIT_QUERY)
+    lines = text.split("\n")
     status = 0
     docs = []
     for i, report in enumerate(reports, 1):
         again = rerender(report)
-        status = EXIT_PARTIAL if _bad_render(again) else status
+        memory = logged_memory(logged_parts(lines, report))
+        sm = memory.get("show_mem")
+        bad_memory = "show_mem" in memory and (sm is None or bool(sm["mismatches"]))
+        status = EXIT_PARTIAL if _bad_render(again) or bad_memory else status
         if args.json:
-            docs.append({"index": i, **report_as_dict(report), "rerendered": again})
+            docs.append({"index": i, **report_as_dict(report), "rerendered": again,
+                         "memory": memory})
         else:
             out.write(("\n" if i > 1 else "") + describe_report(i, report)
-                      + _rendered_text(report, again))
+                      + _memory_summary(memory) + _rendered_text(report, again))
     if args.json:
         json.dump({"file": args.file, "reports": docs}, out, indent=1)
         out.write("\n")

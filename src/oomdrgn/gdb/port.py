@@ -289,7 +289,7 @@ class GdbPort:
     def symbol(self, name: str) -> Optional[Tuple[int, int]]:
         address = address_of(name)
         if address is None:
-            return None
+            return self._elf_only_symbol(name)
         size = 0
         if self.path:
             try:
@@ -297,6 +297,22 @@ class GdbPort:
             except (OSError, ValueError):
                 size = 0
         return address & _MASK64, size
+
+    def _elf_only_symbol(self, name: str) -> Optional[Tuple[int, int]]:
+        """A symbol GDB does not look up by name (a function's ``.cold`` part, a
+        ``.constprop.0`` clone), from the vmlinux's symtab, moved by the same
+        offset as the function it belongs to (KASLR)."""
+        base = name.split(".", 1)[0]
+        if base == name or not self.path:
+            return None
+        try:
+            found = elf_symbols(self.path, (name, base))
+        except (OSError, ValueError):
+            return None
+        where = address_of(base)
+        if name not in found or base not in found or where is None:
+            return None
+        return (found[name][0] + where - found[base][0]) & _MASK64, found[name][1]
 
     def return_type(self, function: str) -> Optional[str]:
         sym = _lookup(function)
