@@ -134,3 +134,14 @@ def test_a_boot_that_hangs_times_out_and_is_not_retried(fake):
     assert not isinstance(e.value, BootDied)
     assert "did not boot to its shell (timeout 2s)" in str(e.value)
     assert fake.starts() == 1
+
+
+def test_a_boot_whose_console_falls_silent_is_booted_again(fake, monkeypatch):
+    # 7.x under a loaded TCG host once stopped printing after "clocksource:
+    # Switched to clocksource tsc" and never came up: silence is a hung boot.
+    monkeypatch.setattr(qemu, "_BOOT_SILENCE", 1.0)
+    started = time.monotonic()
+    with pytest.warns(BootRetryWarning, match="hung: the console silent for 1s"):
+        guest = fake("hang,ready", boot_timeout=30)
+    guest.close()
+    assert fake.starts() == 2 and time.monotonic() - started < 15

@@ -98,15 +98,23 @@ class DrgnPort:
         return self._symbols[name]
 
     def _symbol(self, name: str) -> Optional[Tuple[int, int]]:
+        # A variable from the debug info's index first (~30 µs; the ELF symbol
+        # table lookup takes ~0.5 ms, and ~5 ms for a name it lacks): its size is
+        # its type's, as the symbol's st_size is.
         try:
+            obj = self.prog.variable(name)
+            try:
+                size = sizeof(obj.type_)
+            except TypeError:  # incomplete type (an array without bounds)
+                size = 0
+            if obj.address_ is not None:
+                return obj.address_, size
+        except (LookupError, ValueError):
+            pass
+        try:  # functions (their size from the symbol table), symbols without debug info
             sym = self.prog.symbol(name)
             return sym.address, sym.size
         except LookupError:
-            pass
-        try:  # in the debug info only
-            obj = self.prog.variable(name)
-            return obj.address_, 0
-        except (LookupError, ValueError):
             return None
 
     def return_type(self, function: str) -> Optional[str]:
@@ -159,9 +167,11 @@ class DrgnPort:
 
     def _kallsyms_size(self, sym) -> int:
         """The size kallsyms gives a symbol: up to the next symbol's address
-        (alignment padding included), not the ELF ``st_size``."""
+        (alignment padding included), not the ELF ``st_size``. The next symbol
+        starts right at the end (a ``.cold`` part) or at an aligned address (code
+        is 4-byte aligned, functions 16 on x86): those are probed, in order."""
         end = sym.address + sym.size
-        for address in range(end, end + 64):
+        for address in [end] + [a for a in range(end + 1, end + 64) if a % 4 == 0]:
             try:
                 if self.prog.symbol(address).address == address:
                     return address - sym.address

@@ -77,6 +77,9 @@ _TIMESTAMP = re.compile(r"^\[ *\d+\.\d+\] ")
 _READY = "OOMDRGN-READY"
 _PANIC = re.compile(r"Kernel panic - not syncing:[^\n]*")
 _BOOT_POLL = 0.5  # seconds between looks at the console while the guest boots
+#: a booting guest whose console says nothing for this long, before its ready
+#: marker, has hung (a boot prints every few seconds, also under a loaded TCG host)
+_BOOT_SILENCE = 90.0
 
 
 class BootDied(HarnessError):
@@ -287,6 +290,7 @@ class Guest:
         """
         what = "the guest did not boot to its shell"
         deadline = time.monotonic() + timeout
+        heard, last_len = time.monotonic(), -1
         while True:
             left = deadline - time.monotonic()
             try:
@@ -296,7 +300,15 @@ class Guest:
             except pexpect.EOF:
                 reason = "QEMU exited"
             except pexpect.TIMEOUT:
-                reason = boot_panic(self.console_text()) or ""
+                console = self.console_text()
+                reason = boot_panic(console) or ""
+                if len(console) != last_len:
+                    heard, last_len = time.monotonic(), len(console)
+                elif not reason and time.monotonic() - heard > _BOOT_SILENCE:
+                    # Seen under TCG on a loaded host: 7.x stopped printing right
+                    # after "clocksource: Switched to clocksource tsc" and never
+                    # reached its init. A hung boot is retried as a dead one.
+                    reason = f"hung: the console silent for {_BOOT_SILENCE:g}s"
                 if not reason and left <= 0:
                     raise self._error(f"{what} (timeout {timeout:g}s)") from None
             if reason:
