@@ -57,13 +57,18 @@ class _Machine:
     shell_tty: str  # that port in the guest
     panic: List[str]  # how a panic stops the guest
     panic_status: str  # QMP ``query-status`` once it did
+    append: str = ""  # kernel parameters this machine's guests need
 
 
 _MACHINES = {
     "amd64": _Machine(
         qemu=QEMU, package="qemu-system-x86", machine=["-accel", "tcg", "-cpu", "max"],
         console="ttyS0", shell_device=["-serial", "chardev:shell"], shell_tty="ttyS1",
-        panic=["-device", "pvpanic", "-action", "panic=pause"], panic_status="guest-panicked"),
+        panic=["-device", "pvpanic", "-action", "panic=pause"], panic_status="guest-panicked",
+        # Under TCG a 7.x guest twice stopped for good right after "clocksource:
+        # Switched to clocksource tsc" (~2 s after boot; once before its shell was
+        # up, once after). The guest keeps the clocksource it booted with instead.
+        append="tsc=unstable"),
     # pauth-impdef: QEMU's own pointer-authentication hash instead of QARMA,
     # which TCG computes far more slowly (the kernel signs every return).
     "arm64": _Machine(
@@ -194,7 +199,8 @@ class Guest:
         base = BASE_APPEND.replace("console=ttyS0", f"console={self.machine.console}")
         if self.machine.shell_tty != "ttyS1":
             base += f" oomdrgn.tty={self.machine.shell_tty}"
-        cmdline = " ".join(filter(None, [base, "nokaslr" if nokaslr else "",
+        cmdline = " ".join(filter(None, [base, self.machine.append,
+                                         "nokaslr" if nokaslr else "",
                                          f"oomdrgn.swap_mb={swap_mb}" if swap_mb > 0 else "",
                                          append]))
         # One socket per NUMA node: CPUs of one socket share a cache, and a
