@@ -111,6 +111,9 @@ class Artifacts:
     pids: Dict[str, List[int]] = field(default_factory=dict)
     seconds: float = 0.0
     vmcores: Dict[str, Path] = field(default_factory=dict)  # format -> dump of the same moment
+    #: memcg kill moments: format -> a dump taken earlier in the same OOM, right
+    #: after ``mem_cgroup_print_oom_meminfo()`` returned (the memcg lines' own moment)
+    print_vmcores: Dict[str, Path] = field(default_factory=dict)
     #: memcg OOMs: the OOM memcg's path as the kernel prints it (``oom_memcg=``,
     #: ``Memory cgroup stats for ...:``), e.g. ``/job``
     memcg: Optional[str] = None
@@ -271,7 +274,8 @@ def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Seque
                  prepare: Optional[Callable[[Guest], Dict[str, List[int]]]] = None,
                  guest_options: Optional[Mapping[str, Any]] = None,
                  cgroup_root: Optional[str] = None,
-                 break_at: Optional[int] = None) -> Artifacts:
+                 break_at: Optional[int] = None,
+                 print_moment: Optional[int] = None) -> Artifacts:
     started = time.monotonic()
     workdir = _workdir(workdir)
     kpaths = kernel_paths(kernel)
@@ -289,17 +293,26 @@ def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Seque
         assert guest.gdb_port is not None  # Guest(gdb=True)
         with GdbStub(guest.gdb_port, log_path=workdir / "gdb.log",
                      machine=kpaths.machine) as gdb:
-            gdb.hbreak(address)
+            gdb.hbreak(address if print_moment is None else print_moment)
             gdb.cont()
             pids["oomhog"] = [start_hog(guest, cpu=cpu, cgroup=hog_cgroup,
                                         cgroup_root=cgroup_root)]
             gdb.wait_stop(timeout)
+            printed: Dict[str, Path] = {}
+            if print_moment is not None:  # first the moment of the print, then the kill
+                printed = {f: guest.dump(workdir / f"print-vmcore.{f}", f)
+                           for f in _formats(fmt)}
+                gdb.cmd("delete")
+                gdb.hbreak(address)
+                gdb.cont()
+                gdb.wait_stop(timeout)
             vmcores = _dump_all(guest, workdir, _formats(fmt))
             gdb.detach()
         guest.wait_console(_KILLED.pattern, timeout=120)
         lines = guest.kernel_lines()
     return _artifacts(kernel, workdir, vmcores, lines, pids, started,
-                      cgroups=_cgroups(population, hog_cgroup or ""), swap_mb=swap_mb)
+                      cgroups=_cgroups(population, hog_cgroup or ""), swap_mb=swap_mb,
+                      print_vmcores=printed)
 
 
 def _memcg_setup(population: Sequence[Member], memcg: str, limit_mb: int,
@@ -362,15 +375,22 @@ def memcg_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
                       timeout: float = 600.0) -> Artifacts:
     """:func:`kill_moment` for a memcg OOM (``vm.panic_on_oom=0``): dumped at
     ``__oom_kill_process``, after the table and the ``oom-kill:...,oom_memcg=/job,
-    task_memcg=...`` summary, before ``Memory cgroup out of memory: Killed process``.
+    task_memcg=...`` summary, before ``Memory cgroup out of memory: Killed process``;
+    and earlier in the same OOM, right after ``mem_cgroup_print_oom_meminfo()``
+    returned (:attr:`Artifacts.print_vmcores`).
 
     Same parameters as :func:`memcg_panic`; the population and the hog are
     pinned to ``cpu``. Once the guest runs on, the hog may cause more memcg
     OOMs: the artifacts hold the first report.
     """
     limits, hog_cgroup = _memcg_setup(population, memcg, limit_mb, memcg_limits, hog_cgroup)
+    # Also dumped right after the memcg lines were printed: a counter that moves
+    # before __oom_kill_process (an uncharge on another CPU, the per-CPU charge
+    # stock) is then seen to have moved after the print.
+    printed = _after_call(kernel_paths(kernel).vmlinux, "dump_header",
+                          "mem_cgroup_print_oom_meminfo")
     art = _kill_moment(kernel, workdir, population, fmt, timeout, cpu, swap_mb,
-                       memcg_limits=limits, hog_cgroup=hog_cgroup)
+                       memcg_limits=limits, hog_cgroup=hog_cgroup, print_moment=printed)
     if not (art.summary_line and "CONSTRAINT_MEMCG" in art.summary_line):
         raise HarnessError(f"{kernel}: not a memcg OOM: {art.summary_line} (see {art.workdir})")
     return art
