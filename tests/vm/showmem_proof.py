@@ -2,7 +2,8 @@
 dump: it moved in the same direction in every line that prints it (global pages,
 node kB, the zones' kB summed; each level folds its per-CPU deltas at its own
 threshold, so the amounts may differ) while another task ran after ``Mem-Info:``
-was printed (its ``se.exec_start`` is later). Anything else differing fails."""
+was printed (its ``se.exec_start`` is later), or an idle CPU stopped its tick
+after it (``quiet_vmstat()`` folds that CPU's deltas). Anything else differing fails."""
 
 import re
 from typing import Dict, List, Optional, Tuple
@@ -11,6 +12,10 @@ from oomdrgn.core import show_mem as sm
 from oomdrgn.core.show_mem import mem_formats
 
 _STAMP = re.compile(r"^\[ *(\d+)\.(\d+)\] (.*)$")
+#: global counters printed once, after the zones (show_mem(), __show_mem()):
+#: NR_FILE_PAGES, NR_SWAPCACHE
+_ONCE = re.compile(r"^(\d+) (total pagecache pages|pages in swap cache)$")
+_ONCE_LABELS = {"total pagecache pages": "file_pages", "pages in swap cache": "swapcache"}
 
 
 def stamped(workdir) -> List[Tuple[float, str]]:
@@ -52,6 +57,11 @@ def _blocks(reader, lines: List[str]) -> Tuple[Dict[str, Dict[str, str]], set]:
         if zone is not None:
             out[f"zone {line.split(' free:')[0]}"] = zone
             spans.add(i)
+            continue
+        once = _ONCE.match(line)
+        if once is not None and out["global"] is not None:
+            out["global"][_ONCE_LABELS[once[2]]] = once[1]
+            spans.add(i)
     return out, spans
 
 
@@ -60,7 +70,8 @@ _LEVELS = [("active_anon",) * 3, ("inactive_anon",) * 3, ("active_file",) * 3,
            ("inactive_file",) * 3, ("unevictable",) * 3, ("free", None, "free"),
            ("free_pcp", None, "free_pcp"), ("free_cma", None, "free_cma"), ("mapped", "mapped", None),
            ("shmem", "shmem", None), ("dirty", "dirty", None),
-           ("writeback", "writeback", None), ("pagetables", "pagetables", None)]
+           ("writeback", "writeback", None), ("pagetables", "pagetables", None),
+           ("file_pages", None, None), ("swapcache", None, None)]
 
 
 def _mid_print(p: Dict[str, Dict[str, str]], d: Dict[str, Dict[str, str]], kb: int) -> bool:
@@ -129,12 +140,52 @@ def _ran_after(prog, oom_task: int, when: float) -> List[str]:
             if t.value_() != oom_task and t.se.exec_start.value_() > ns]
 
 
+def _sched_clock_offset(prog) -> Optional[int]:
+    """CLOCK_MONOTONIC minus the printk clock (``sched_clock()``, the generic
+    one of arm64: ``cd``), both taken at the timekeeper's last cycle count of the
+    same counter; None where ``sched_clock()`` is not the generic one (x86)."""
+    try:
+        cd = prog["cd"]
+    except KeyError:
+        return None
+    rd = cd.read_data[cd.seq.seqcount.sequence.value_() & 1]  # as sched_clock() picks
+    tkr = prog["tk_core"].timekeeper.tkr_mono
+    cyc = tkr.cycle_last.value_()
+    mono = tkr.base.value_() + (tkr.xtime_nsec.value_() >> tkr.shift.value_())
+    sched = rd.epoch_ns.value_() + ((((cyc - rd.epoch_cyc.value_()) & rd.sched_clock_mask.value_())
+                                     * rd.mult.value_()) >> rd.shift.value_())
+    return mono - sched
+
+
+def _tick_stopped_after(prog, when: float) -> List[str]:
+    """The CPUs that stopped their tick after *when* (printk seconds): stopping
+    it calls ``quiet_vmstat()``, which folds the CPU's vmstat deltas
+    (tick_nohz_stop_tick()). ``ts->last_tick`` is the expiry of the tick that
+    was due then, at most one tick later than the stop."""
+    from drgn.helpers.linux.cpumask import for_each_possible_cpu
+    from drgn.helpers.linux.percpu import per_cpu
+    offset = _sched_clock_offset(prog)
+    if offset is None:
+        return []
+    try:
+        tick = prog["tick_nsec"].value_()
+    except KeyError:  # gone from ntp.c in v6.14; HZ is 100 at least
+        tick = 10_000_000
+    out = []
+    for cpu in for_each_possible_cpu(prog):
+        stop = per_cpu(prog["tick_cpu_sched"], cpu).last_tick.value_() - offset - tick
+        if stop > when * 1e9:
+            out.append(f"cpu{cpu} stopped its tick after {stop / 1e9:.6f}")
+    return out
+
+
 def assert_same_or_moved(prog, reader, art, printed: List[str], got: List[str]) -> None:
     """*got* is *printed*, or differs only in counters that moved in the same
     direction in the global, node and zone lines (a per-CPU delta folded in, a
     page added) while another task ran after ``Mem-Info:`` was printed (its
-    ``se.exec_start`` is later), or only in ``free``, which the kernel's own lines
-    show moved while they were printed."""
+    ``se.exec_start`` is later) or an idle CPU stopped its tick after it, or
+    only in ``free``, which the kernel's own lines show moved while they were
+    printed."""
     if got == printed:
         return
     assert len(got) == len(printed), "\n".join(got)
@@ -143,5 +194,5 @@ def assert_same_or_moved(prog, reader, art, printed: List[str], got: List[str]) 
         assert moved
         return
     when = next(t for t, line in stamped(art.workdir) if line == "Mem-Info:")
-    ran = _ran_after(prog, reader.current_task(), when)
+    ran = _ran_after(prog, reader.current_task(), when) + _tick_stopped_after(prog, when)
     assert moved and ran, (moved, ran)

@@ -25,6 +25,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 from oomdrgn.core import show_mem as sm
+from oomdrgn.core.formats import parse_bitmap_list
 from oomdrgn.core.gfp import gfp_zone
 from oomdrgn.core.show_mem import show_mem
 from oomdrgn.core.slabinfo import dump_unreclaimable_slab, should_dump_unreclaim_slab
@@ -80,23 +81,12 @@ def report(lines: List[str], reader=None) -> Tuple[List[str], List[str], dict]:
     summary = next((l for l in lines[end:] if l.startswith("oom-kill:")), None)
     if summary is not None:
         mask = re.search(r",nodemask=([^,]*),", summary)[1]
-        args["nodemask"] = None if mask == "(null)" else node_list(mask)
-        args["mems_allowed"] = node_list(re.search(r",mems_allowed=([^,]*),", summary)[1])
+        args["nodemask"] = None if mask == "(null)" else parse_bitmap_list(mask)
+        args["mems_allowed"] = parse_bitmap_list(re.search(r",mems_allowed=([^,]*),", summary)[1])
     return lines[start:end], slab, args
 
 
-def node_list(text: str) -> List[int]:
-    """``%*pbl`` back to node numbers (``0-1,3``)."""
-    out: List[int] = []
-    for part in filter(None, text.split(",")):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
 # The dump ---------------------------------------------------------------------------
-
-
 
 
 def ours(reader, args: dict, mems_allowed: Optional[List[int]] = None) -> sm.ShowMem:

@@ -10,6 +10,7 @@ import json
 from typing import Any, List, Optional, TextIO
 
 from ..core.errors import EXIT_PARTIAL, EXIT_QUERY, EXIT_USAGE, OomdrgnError, TargetError
+from ..core.formats import parse_bitmap_list
 from ..core.oom import Reader
 
 __all__ = ["OOM_REPORT_COMMANDS", "add_oom_report_subcommands", "run_oom_report"]
@@ -19,17 +20,10 @@ OOM_REPORT_COMMANDS = ("oom-report", "show-mem")
 
 def _nodes(text: str) -> List[int]:
     """``0-1,3`` (the kernel's ``%*pbl``) as a list of node ids."""
-    nodes: List[int] = []
     try:
-        for part in text.split(","):
-            lo, _, hi = part.partition("-")
-            first, last = int(lo), int(hi or lo)
-            if first < 0 or last < first:
-                raise ValueError
-            nodes.extend(range(first, last + 1))
+        return parse_bitmap_list(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a node list: {text!r} (e.g. 0 or 0-1,3)")
-    return nodes
 
 
 def _order(text: str) -> int:

@@ -9,14 +9,14 @@ string.
 import functools
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from .cformat import cformat, cformat_many, cformatter
 from .model import Row, Victim
 
 __all__ = ["TableFormat", "KillFormat", "TABLE_FORMATS", "KILL_FORMATS",
            "format_table", "format_row", "format_rows", "format_kill_line", "K", "OOM_PREFIX",
-           "MEMCG_PREFIX", "format_summary", "bitmap_list"]
+           "MEMCG_PREFIX", "format_summary", "bitmap_list", "parse_bitmap_list"]
 
 OOM_PREFIX = "Out of memory"
 MEMCG_PREFIX = "Memory cgroup out of memory"
@@ -179,6 +179,21 @@ def format_kill_line(fmt: KillFormat, victim: Victim, message: str = OOM_PREFIX)
     if fmt.prefixed:
         args.insert(0, message)
     return cformat(fmt.line, args)
+
+
+def parse_bitmap_list(text: str) -> List[int]:
+    """:func:`bitmap_list` read back (``0-3,8`` -> ``[0, 1, 2, 3, 8]``).
+
+    :raises ValueError: not such a list
+    """
+    bits: List[int] = []
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        first, last = int(lo), int(hi or lo)
+        if first < 0 or last < first:
+            raise ValueError(f"not a bit list: {text!r}")
+        bits.extend(range(first, last + 1))
+    return bits
 
 
 def bitmap_list(bits) -> str:

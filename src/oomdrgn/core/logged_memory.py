@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from .errors import ReadError, TargetError
+from .formats import parse_bitmap_list
 from .linecompare import LineComparison, compare_lines
 from .logparse import OomReport, split_prefix
 from .report_sections import split_report
@@ -50,13 +51,7 @@ def logged_parts(lines: Sequence[str], report: OomReport) -> Dict[str, List[str]
 
 
 def _nodes(text: Optional[str]) -> Optional[List[int]]:
-    if text is None or text == "(null)":
-        return None
-    out: List[int] = []
-    for part in filter(None, text.split(",")):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
+    return None if text is None or text == "(null)" else parse_bitmap_list(text)
 
 
 def compare_logged_memory(reader, report: OomReport,

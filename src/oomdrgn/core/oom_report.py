@@ -17,7 +17,7 @@ from .cgroup import memcg_path
 from .constraint import CONSTRAINTS, Constraint, constrained_alloc
 from .decision import memcg_dump_tasks, oom_summary_line, select_bad_process
 from .errors import ReadError, TargetError
-from .formats import MEMCG_PREFIX, OOM_PREFIX, bitmap_list, format_kill_line
+from .formats import MEMCG_PREFIX, OOM_PREFIX, bitmap_list, format_kill_line, parse_bitmap_list
 from .logparse import OomReport, parse_lines
 from .model import ReadFailure
 from .oom import Reader, dump_tasks, format_dump_tasks, oom_kill_victim
@@ -139,14 +139,8 @@ def _stacked_control(reader: Reader, current: Optional[int]) -> Optional[dict]:
 
 
 def _nodemask(text: str) -> Optional[List[int]]:
-    """``nodemask=(null)`` or ``%*pbl`` (``0-1,3``) as printed."""
-    if text == "(null)":
-        return None
-    nodes: List[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        nodes.extend(range(int(lo), int(hi or lo) + 1))
-    return nodes
+    """``nodemask=(null)`` or ``%*pbl`` as the summary prints it."""
+    return None if text == "(null)" else parse_bitmap_list(text)
 
 
 def oom_control(reader: Reader, gfp_mask: Optional[int] = None, order: Optional[int] = None,
