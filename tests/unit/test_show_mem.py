@@ -32,7 +32,7 @@ def _formats(era, config):
 
 
 def _dummy_args(fmt):
-    return ["Zone" if c.group().endswith("s") else 12345 for c in sm._CONV.finditer(fmt)]
+    return ["Zone" if c.group().endswith("s") else 12345 for c in F.CONV.finditer(fmt)]
 
 
 @pytest.mark.parametrize("era", F.ERAS, ids=lambda e: e.name)
@@ -41,7 +41,7 @@ def _dummy_args(fmt):
 def test_every_label_has_a_rule_and_renders(era, config):
     for line, fmt in _formats(era, config).items():
         labels = sm.format_labels(fmt)
-        assert labels and len(labels) == len(list(sm._CONV.finditer(fmt)))
+        assert labels and len(labels) == len(list(F.CONV.finditer(fmt)))
         missing = [lbl for lbl in labels if lbl not in sm.RULES[KINDS[line]]]
         assert not missing, f"{era.name} {line}: no rule for {missing}"
         text = cformat(fmt, _dummy_args(fmt))
@@ -61,7 +61,7 @@ def test_labels_are_the_names_before_each_conversion():
 
 def _fields(fmt, text):
     parts, pos = [], 0
-    for m in sm._CONV.finditer(fmt):
+    for m in F.CONV.finditer(fmt):
         parts += [re.escape(fmt[pos:m.start()]), "(.*?)" if m.group()[-1] == "s" else r"(\d+)"]
         pos = m.end()
     parts.append(re.escape(fmt[pos:]))
@@ -86,7 +86,7 @@ def test_copied_formats_parse_what_that_kernel_printed(name):
         m = _fields(fmt, printed)
         assert m, f"{name}: {printed!r} does not parse with {fmt!r}"
         args = [g if c.group()[-1] == "s" else int(g)
-                for g, c in zip(m.groups(), sm._CONV.finditer(fmt))]
+                for g, c in zip(m.groups(), F.CONV.finditer(fmt))]
         assert cformat(fmt, args) == printed
     swap_stats = any(line.startswith("Swap cache stats:") for line in lines)
     assert swap_stats == era.swap_cache_stats

@@ -3,12 +3,15 @@ dump: it moved in the same direction in every line that prints it (global pages,
 node kB, the zones' kB summed; each level folds its per-CPU deltas at its own
 threshold, so the amounts may differ) while another task ran after ``Mem-Info:``
 was printed (its ``se.exec_start`` is later), or an idle CPU stopped its tick
-after it (``quiet_vmstat()`` folds that CPU's deltas). Anything else differing fails."""
+after it (``quiet_vmstat()`` folds that CPU's deltas), or while the kernel printed
+(its own global line disagrees with its node or zone lines, the dump's agree).
+Anything else differing fails."""
 
 import re
 from typing import Dict, List, Optional, Tuple
 
 from oomdrgn.core import show_mem as sm
+from oomdrgn.core import show_mem_formats as F
 from oomdrgn.core.show_mem import mem_formats
 
 _STAMP = re.compile(r"^\[ *(\d+)\.(\d+)\] (.*)$")
@@ -31,7 +34,7 @@ def stamped(workdir) -> List[Tuple[float, str]]:
 def _fields(fmt: str, text: str) -> Optional[Dict[str, str]]:
     """*text* parsed with C format *fmt*: label -> printed value."""
     parts, pos = [], 0
-    for m in sm._CONV.finditer(fmt):
+    for m in F.CONV.finditer(fmt):
         parts.append(re.escape(fmt[pos:m.start()]))
         parts.append("(.*?)" if m.group().endswith("s") else r"(-?\d+)")
         pos = m.end()
@@ -74,23 +77,32 @@ _LEVELS = [("active_anon",) * 3, ("inactive_anon",) * 3, ("active_file",) * 3,
            ("file_pages", None, None), ("swapcache", None, None)]
 
 
-def _mid_print(p: Dict[str, Dict[str, str]], d: Dict[str, Dict[str, str]], kb: int) -> bool:
-    """``free`` moved while ``Mem-Info:`` was being printed: the global count is the
-    sum of the zones' in memory (``zone_page_state_add()`` moves both at once), yet
-    the kernel's own global line disagrees with its zone lines printed after it."""
-    zones = [k for k in p if k.startswith("zone ") and "free" in p[k]]
-    if "free" not in p["global"] or not zones:
+def _mid_print(p: Dict[str, Dict[str, str]], d: Dict[str, Dict[str, str]], kb: int,
+               glabel: str, nlabel: Optional[str], zlabel: Optional[str]) -> bool:
+    """*glabel* moved while ``Mem-Info:`` was being printed: in memory the global
+    count is the sum of the nodes' (a node counter) or the zones' (a zone counter):
+    ``refresh_cpu_vm_stats()`` adds a fold to the node or zone first and to the
+    global at its end (``fold_diff()``), ``zone_page_state_add()`` to both at
+    once; the dump's lines agree so, yet the kernel's own global line disagrees
+    with its node or zone lines printed after it."""
+    if glabel not in p["global"]:
         return False
-    printed_sum = sum(int(p[k]["free"]) for k in zones)
-    dumped_sum = sum(int(d[k]["free"]) for k in zones)
-    return (int(p["global"]["free"]) * kb != printed_sum
-            and int(d["global"]["free"]) * kb == dumped_sum)
+    for prefix, label in (("node ", nlabel), ("zone ", zlabel)):
+        keys = [k for k in p if k.startswith(prefix) and label is not None and label in p[k]]
+        if not keys:
+            continue
+        printed_sum = sum(int(p[k][label]) for k in keys)
+        dumped_sum = sum(int(d[k][label]) for k in keys)
+        if (int(p["global"][glabel]) * kb != printed_sum
+                and int(d["global"][glabel]) * kb == dumped_sum):
+            return True
+    return False
 
 
 def _consistent_moves(reader, printed: List[str], dumped: List[str]) -> Tuple[List[str], bool]:
     """The counters that moved in the same direction in every line that prints
     them (global pages, node kB, the zones' kB summed), and whether every move is
-    proven by the kernel's own lines (see :func:`_mid_print`); raises if any other
+    proven by the kernel's own lines (:func:`_mid_print`); raises if any other
     value differs."""
     kb = sm.vmstat.page_kb(reader)
     (p, spans), (d, _) = _blocks(reader, printed), _blocks(reader, dumped)
@@ -98,7 +110,6 @@ def _consistent_moves(reader, printed: List[str], dumped: List[str]) -> Tuple[Li
     other = [(a, b) for i, (a, b) in enumerate(zip(printed, dumped)) if a != b and i not in spans]
     assert not other, f"lines other than the counters' differ: {other}"
     moved, explained = [], set()
-    mid_print = _mid_print(p, d, kb)
     others_moved = False
     for glabel, nlabel, zlabel in _LEVELS:
         levels = {}
@@ -120,7 +131,7 @@ def _consistent_moves(reader, printed: List[str], dumped: List[str]) -> Tuple[Li
                                              zip(printed, dumped) if a != b))
         if signs:
             moved.append(f"{glabel} {levels}")
-            others_moved |= not (glabel == "free" and mid_print)
+            others_moved |= not _mid_print(p, d, kb, glabel, nlabel, zlabel)
             explained.update({("global", glabel)} | {(k, nlabel) for k in p if k[:5] == "node "}
                              | {(k, zlabel) for k in p if k[:5] == "zone "})
     for key in p:
@@ -184,13 +195,13 @@ def assert_same_or_moved(prog, reader, art, printed: List[str], got: List[str]) 
     direction in the global, node and zone lines (a per-CPU delta folded in, a
     page added) while another task ran after ``Mem-Info:`` was printed (its
     ``se.exec_start`` is later) or an idle CPU stopped its tick after it, or
-    only in ``free``, which the kernel's own lines show moved while they were
+    only in counters that the kernel's own lines show moved while they were
     printed."""
     if got == printed:
         return
     assert len(got) == len(printed), "\n".join(got)
     moved, proven_by_the_print = _consistent_moves(reader, printed, got)
-    if proven_by_the_print:  # free moved while the kernel printed: its lines disagree
+    if proven_by_the_print:  # moved while the kernel printed: its lines disagree
         assert moved
         return
     when = next(t for t, line in stamped(art.workdir) if line == "Mem-Info:")

@@ -39,7 +39,9 @@ def kill_format(name: str) -> KillFormat:
 
 def _find_table(rodata: bytes) -> Optional[TableFormat]:
     for f in TABLE_FORMATS:
-        if _KERN_INFO + f.row.encode() in rodata and _KERN_INFO + f.header.encode() in rodata:
+        rows = (f.row,) + f.also
+        if _KERN_INFO + f.header.encode() in rodata and \
+                any(_KERN_INFO + row.encode() in rodata for row in rows):
             return f
     return None
 

@@ -10,6 +10,7 @@ from .codescan import calls_target
 from .elffile import read_section
 from .errors import ReadError
 from .kernelinfo import CONSUMERS, Evidence
+from .memo import once_per
 from .port import Target
 
 __all__ = ["gather_evidence", "rodata", "page_shift", "has_member", "counter_layout"]
@@ -31,8 +32,10 @@ def counter_layout(target: Target) -> str:
     return "percpu" if kind == "array" else "atomic"
 
 
+@once_per
 def rodata(target: Target) -> Optional[bytes]:
-    """The kernel image's ``.rodata``: from the vmlinux file, else from memory."""
+    """The kernel image's ``.rodata``: from the vmlinux file, else from memory
+    (read once per target)."""
     path = target.vmlinux_path()
     if path:
         try:

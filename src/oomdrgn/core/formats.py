@@ -38,6 +38,8 @@ class TableFormat:
     row: str
     columns: Tuple[str, ...]  # Row attributes, in the order the row format takes them
     since: str
+    #: other row strings of the era that print the same text (found in .rodata too)
+    also: Tuple[str, ...] = ()
 
     @property
     def pid_width(self) -> int:
@@ -80,7 +82,9 @@ TABLE_FORMATS = (
         ("pid", "uid", "tgid", "total_vm", "rss", "pgtables_bytes", "swapents",
          "oom_score_adj", "name"),
         "v4.15"),
-    # Before v4.15: nr_ptes and nr_pmds columns.
+    # Since Linux kernel commit dc6c9a35b66b ("mm: account pmd page tables to the
+    # process") (in v4.0), until v4.14: nr_ptes and nr_pmds columns (the same strings
+    # in v4.1.15, v4.4.155, v4.8.15 .. v4.13.9).
     TableFormat(
         "T1",
         None,
@@ -88,11 +92,13 @@ TABLE_FORMATS = (
         "[%5d] %5d %5d %8lu %8lu %7ld %7ld %8lu         %5hd %s\n",
         ("pid", "uid", "tgid", "total_vm", "rss", "nr_ptes", "nr_pmds", "swapents",
          "oom_score_adj", "name"),
-        "v4.4"),
+        "v4.0"),
     # Before Linux kernel commit dc6c9a35b66b ("mm: account pmd page tables to
     # the process") (in v4.0), which added nr_pmds: nr_ptes only (3.10, RHEL 7).
     # %7lu of mm->nr_ptes as in v3.10; e1f56c89b040 ("mm: convert mm->nr_ptes to
-    # atomic_long_t") (in v3.13) printed it %7ld, the same text for any count.
+    # atomic_long_t") (in v3.13) printed it %7ld, the same text for any count
+    # (checked against v3.10.99, v3.13.10, v3.19.8 and RHEL 7.3's 3.10.0-514.el7,
+    # which prints %7ld and never took nr_pmds).
     TableFormat(
         "T0",
         None,
@@ -100,7 +106,8 @@ TABLE_FORMATS = (
         "[%5d] %5d %5d %8lu %8lu %7lu %8lu         %5hd %s\n",
         ("pid", "uid", "tgid", "total_vm", "rss", "nr_ptes", "swapents", "oom_score_adj",
          "name"),
-        "v3.10"),
+        "v3.10",
+        also=("[%5d] %5d %5d %8lu %8lu %7ld %8lu         %5hd %s\n",)),
 )
 
 
@@ -144,10 +151,12 @@ KILL_FORMATS = (
         "K2",
         "Killed process %d (%s) total-vm:%lukB, anon-rss:%lukB, file-rss:%lukB, shmem-rss:%lukB\n",
         _KILL_COLS_K2, False, "v4.5"),
+    # The same string in v3.10.99, v3.13.10, v3.19.8, v4.1.15 and v4.4.155 (RHEL 7.3+
+    # prints K2: it took the shmem accounting).
     KillFormat(
         "K1",
         "Killed process %d (%s) total-vm:%lukB, anon-rss:%lukB, file-rss:%lukB\n",
-        _KILL_COLS_K2[:5], False, "v4.4"),
+        _KILL_COLS_K2[:5], False, "v3.10"),
 )
 
 

@@ -8,10 +8,10 @@ line's era is the format found in the kernel's ``.rodata``.
 """
 
 import re
-import weakref
 from dataclasses import dataclass
 from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
+from .memo import once_per
 from .cformat import cformat
 from .errors import ReadError
 from .formats import bitmap_list
@@ -46,7 +46,6 @@ FALLBACK_GFPFLAG_NAMES: GfpFlagNames = (
 )
 
 # Lifetime: per target (the table is const data of the kernel image).
-_NAMES: "weakref.WeakKeyDictionary[object, Tuple[GfpFlagNames, bool]]" = weakref.WeakKeyDictionary()
 _MAX_ENTRIES = 256
 
 
@@ -80,19 +79,12 @@ def _read_names(target: Target) -> Optional[GfpFlagNames]:
     return None  # no terminating entry: not the table we know
 
 
+@once_per
 def gfpflag_names(target: Target) -> Tuple[GfpFlagNames, bool]:
     """``(table, from_memory)``: the kernel's ``gfpflag_names[]`` (``from_memory``
     True), else :data:`FALLBACK_GFPFLAG_NAMES` (False). Read once per target."""
-    try:
-        return _NAMES[target]
-    except KeyError:
-        pass
-    except TypeError:
-        names = _read_names(target)
-        return (names, True) if names else (FALLBACK_GFPFLAG_NAMES, False)
     names = _read_names(target)
-    result = _NAMES[target] = (names, True) if names else (FALLBACK_GFPFLAG_NAMES, False)
-    return result
+    return (names, True) if names else (FALLBACK_GFPFLAG_NAMES, False)
 
 
 def format_flags(flags: int, names: GfpFlagNames) -> str:

@@ -18,19 +18,12 @@ __all__ = ["kernel_rodata", "has_format", "find_format", "referenced_strings", "
 
 _MASK64 = (1 << 64) - 1
 # Lifetime: per target (the kernel image does not change under a target).
-_RODATA: "weakref.WeakKeyDictionary[object, Optional[bytes]]" = weakref.WeakKeyDictionary()
 _REFS: "weakref.WeakKeyDictionary[object, Dict[str, List[str]]]" = weakref.WeakKeyDictionary()
 
 
 def kernel_rodata(target: Target) -> Optional[bytes]:
-    """The kernel image's ``.rodata`` (:func:`oomdrgn.core.evidence.rodata`), read once per target."""
-    try:
-        return _RODATA[target]
-    except KeyError:
-        data = _RODATA[target] = rodata(target)
-        return data
-    except TypeError:  # a target that cannot be weakly referenced
-        return rodata(target)
+    """The kernel image's ``.rodata`` (:func:`oomdrgn.core.evidence.rodata`, read once per target)."""
+    return rodata(target)
 
 
 def has_format(target: Target, fmt: bytes) -> bool:

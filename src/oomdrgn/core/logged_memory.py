@@ -18,7 +18,8 @@ from .linecompare import LineComparison, compare_lines
 from .logparse import OomReport, split_prefix
 from .report_sections import split_report
 
-__all__ = ["MemoryComparison", "logged_parts", "compare_logged_memory", "MEMORY_PARTS"]
+__all__ = ["MemoryComparison", "logged_parts", "kernel_texts", "compare_logged_memory",
+           "MEMORY_PARTS"]
 
 #: the parts of a report that print memory counters (see report_sections)
 MEMORY_PARTS = ("show_mem", "memcg", "slab", "protection")
@@ -44,10 +45,27 @@ class MemoryComparison:
 
 def logged_parts(lines: Sequence[str], report: OomReport) -> Dict[str, List[str]]:
     """The report's console lines (*lines*: the whole log, raw) by part."""
-    texts = [split_prefix(n, raw).text
-             for n, raw in enumerate(lines[report.first_line - 1:report.last_line],
-                                     report.first_line)]
-    return split_report(texts)
+    return split_report(kernel_texts(lines[report.first_line - 1:report.last_line],
+                                     report.first_line))
+
+
+def kernel_texts(lines: Sequence[str], first: int = 1) -> List[str]:
+    """What printk printed in *lines* (raw, numbered from *first*), one text per
+    printed line: the log tool's prefix removed, and a multi-line record
+    (``show_free_areas()``'s global block) split back into its lines, whether
+    rsyslog escaped its newlines (``#012``, RHEL's ``/var/log/messages``) or
+    journalctl/dmesg indented its continuation lines by the prefix's width."""
+    texts: List[str] = []
+    width = 0
+    for n, raw in enumerate(lines, first):
+        line = split_prefix(n, raw)
+        text = line.text
+        if line.prefix:
+            width = len(line.prefix)
+        elif width and raw.startswith(" " * width) and texts:
+            text = raw[width:]  # a continuation line of the record before
+        texts.extend(text.split("#012"))
+    return texts
 
 
 def _nodes(text: Optional[str]) -> Optional[List[int]]:

@@ -31,10 +31,10 @@ Which one a kernel does is read from its code (does
 *reader* is a :class:`oomdrgn.core.kernel.KernelReader`.
 """
 
-import weakref
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from .memo import once_per
 from . import cgroup
 from .codescan import calls_target
 from .errors import ReadError, TargetError
@@ -155,26 +155,20 @@ def console_prefix_len(prefix: ConsolePrefix, seconds: int = 0, caller_id: str =
 
 # Over the port ----------------------------------------------------------------
 
-_PRINTK: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
+@once_per
 def _console_prefix(reader) -> ConsolePrefix:
     """printk_time, console_msg_format and CONFIG_PRINTK_CALLER (whose
     ``print_caller()`` leaves ``"[%6s]"`` in .rodata), once per reader."""
-    prefix = _PRINTK.get(reader)
-    if prefix is None:
-        from .evidence import rodata
-        t = reader.target
-        time = True
-        sym = t.symbol("printk_time")
-        if sym is not None:
-            time = bool(reader.read_int(sym[0], 1))
-        sym = t.symbol("console_msg_format")
-        syslog = bool(sym is not None and reader.read_int(sym[0], 4) & 1)  # MSG_FORMAT_SYSLOG
-        data = rodata(t)
-        prefix = _PRINTK[reader] = ConsolePrefix(time, bool(data and b"[%6s]\x00" in data),
-                                                 syslog)
-    return prefix
+    from .evidence import rodata
+    t = reader.target
+    time = True
+    sym = t.symbol("printk_time")
+    if sym is not None:
+        time = bool(reader.read_int(sym[0], 1))
+    sym = t.symbol("console_msg_format")
+    syslog = bool(sym is not None and reader.read_int(sym[0], 4) & 1)  # MSG_FORMAT_SYSLOG
+    data = rodata(t)
+    return ConsolePrefix(time, bool(data and b"[%6s]\x00" in data), syslog)
 
 
 def _now_seconds(reader) -> int:

@@ -15,9 +15,9 @@ atomics (before), never the per-CPU deltas not yet folded in.
 mem_cgroup *``.
 """
 
-import weakref
 from typing import Dict, List, Optional, Tuple
 
+from .memo import once_per
 from .errors import ReadError, TargetError
 from .port import Fault
 
@@ -250,15 +250,11 @@ def _has(t, type_name: str, designator: str) -> bool:
         return False
 
 
-_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
+@once_per
 def stat_tables(reader) -> MemcgStatTables:
     """The :class:`MemcgStatTables` of *reader* (read once per reader)."""
-    tables = _TABLES.get(reader)
-    if tables is None:
-        tables = _TABLES[reader] = MemcgStatTables(reader)
-        tables.check_names()
+    tables = MemcgStatTables(reader)
+    tables.check_names()
     return tables
 
 

@@ -2,9 +2,11 @@
 and printed again with the kernel's own formats (standard library only).
 
 ``__show_mem()``: the global block, the node and zone lines are parsed with each
-era's formats (:mod:`oomdrgn.core.show_mem_formats`, every ``CONFIG_`` variant);
-the era whose formats read every such line is the one that printed them, and
-re-rendering the values with it must give the logged lines back, byte for byte.
+era's formats (:mod:`oomdrgn.core.show_mem_formats`, every ``CONFIG_`` variant,
+back to v3.10: the per-CPU pageset lines before v4.1, zone lines without a node
+line before v4.8); the era whose formats read every such line is the one that
+printed them, and re-rendering the values with it must give the logged lines
+back, byte for byte.
 ``mem_cgroup_print_oom_meminfo()``: ``memory:``/``swap:``/``memory+swap:``/``kmem:``
 lines and the ``name value`` stat lines.
 """
@@ -18,29 +20,21 @@ from .cformat import cformat
 
 __all__ = ["ParsedShowMem", "ParsedMemcg", "parse_show_mem", "parse_memcg"]
 
-_CONV = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z)?[diuxXsc]")
-_LABEL = re.compile(r"([A-Za-z_][A-Za-z0-9_()]*\??)[:=]?\s*$")
 _NODE = re.compile(r"^Node (\d+) ")
 _NODE_LINE = re.compile(r"^Node \d+ active_anon:")
 _ZONE_LINE = re.compile(r"^(?:Node \d+ )?\w+ free:\d+kB ")
-
-
-def _labels(fmt: str) -> List[str]:
-    labels, pos = [], 0
-    for m in _CONV.finditer(fmt):
-        found = _LABEL.search(fmt[pos:m.start()].rsplit("\n", 1)[-1])
-        labels.append(found.group(1) if found else "")
-        pos = m.end()
-    return labels
+_PER_CPU_LINE = re.compile(r"^(?:Node \d+ )?\w+ per-cpu:$|^CPU +\d+: hi:")
 
 
 def _parse(fmt: str, text: str) -> Optional[List[object]]:
     """The arguments that printed *text* with C format *fmt*, or None."""
     parts, pos = [], 0
-    convs = list(_CONV.finditer(fmt))
+    convs = list(F.CONV.finditer(fmt))
     for m in convs:
         parts.append(re.escape(fmt[pos:m.start()]))
-        parts.append("(.*?)" if m.group().endswith("s") else r"(-?\d+)")
+        # a field width ("%4d") pads the number on the left with spaces
+        pad = " *" if re.match(r"%[-+ #0]*[1-9]", m.group()) else ""
+        parts.append("(.*?)" if m.group().endswith("s") else pad + r"(-?\d+)")
         pos = m.end()
     parts.append(re.escape(fmt[pos:]))
     found = re.fullmatch("".join(parts), text, re.S)
@@ -75,9 +69,9 @@ def parse_show_mem(lines: Sequence[str]) -> Optional[ParsedShowMem]:
     if not lines or lines[0] != "Mem-Info:":
         return None
     found: Optional[ParsedShowMem] = None
-    for era in F.ERAS:
+    for era in F.ALL_ERAS:
         for global_, node, zone in _configs(era):
-            parsed = _try(era.name, global_, node, zone, lines)
+            parsed = _try(era, global_, node, zone, lines)
             if parsed is None or parsed.mismatches:
                 continue
             if found is None:
@@ -88,22 +82,58 @@ def parse_show_mem(lines: Sequence[str]) -> Optional[ParsedShowMem]:
     return found
 
 
-def _try(name: str, global_: str, node: str, zone: str,
+def _per_cpu(lines: Sequence[str]) -> Tuple[List[str], Dict[str, dict]]:
+    """Before v4.1: the ``%s per-cpu:`` and ``CPU %4d: hi:...`` lines printed again,
+    and their values by zone and CPU."""
+    rendered: List[str] = []
+    values: Dict[str, dict] = {}
+    zone = ""
+    for line in lines:
+        head = _NODE.match(line)
+        body = line[head.end():] if head else line
+        args = _parse(F.PER_CPU, body + "\n")
+        if args is not None:
+            zone = f"{head.group(1) if head else 0}/{args[0]}"
+            values[zone] = {}
+            rendered.append((head.group(0) if head else "") + cformat(F.PER_CPU, args)[:-1])
+            continue
+        args = _parse(F.PER_CPU_PAGESET, line + "\n")
+        if args is None:
+            return rendered, values  # the caller sees the line count short
+        values.setdefault(zone, {})[str(args[0])] = dict(zip(("hi", "btch", "usd"), args[1:]))
+        rendered.append(cformat(F.PER_CPU_PAGESET, args)[:-1])
+    return rendered, values
+
+
+def _try(era: F.Era, global_: str, node: str, zone: str,
          lines: Sequence[str]) -> Optional[ParsedShowMem]:
+    start = 1
+    per_cpu: List[str] = []
+    pcp_values: Dict[str, dict] = {}
+    if era.per_cpu:  # the per-CPU pageset lines come before the global block
+        while start < len(lines) and _PER_CPU_LINE.match(lines[start]):
+            start += 1
+        per_cpu, pcp_values = _per_cpu(lines[1:start])
+        if len(per_cpu) != start - 1:
+            return None
+    elif len(lines) > 1 and _PER_CPU_LINE.match(lines[1]):
+        return None  # printed before v4.1
     n = global_.count("\n")
-    block = "\n".join(lines[1:1 + n]) + "\n"
+    block = "\n".join(lines[start:start + n]) + "\n"
     args = _parse(global_, block)
     if args is None:
         return None
-    out = ParsedShowMem(name)
-    out.values["global"] = dict(zip(_labels(global_), args))
-    out.rendered = ["Mem-Info:"] + cformat(global_, args).rstrip("\n").split("\n")
+    out = ParsedShowMem(era.name)
+    if era.per_cpu:
+        out.values["per_cpu"] = pcp_values
+    out.values["global"] = dict(zip(F.format_labels(global_), args))
+    out.rendered = ["Mem-Info:"] + per_cpu + cformat(global_, args).rstrip("\n").split("\n")
     nodes: Dict[str, dict] = {}
     zones: Dict[str, dict] = {}
-    for line in lines[1 + n:]:
-        node_args = _parse(node, line + "\n")
+    for line in lines[start + n:]:
+        node_args = _parse(node, line + "\n") if node else None
         if node_args is not None:
-            nodes[str(node_args[0])] = dict(zip(_labels(node), node_args))
+            nodes[str(node_args[0])] = dict(zip(F.format_labels(node), node_args))
             out.rendered.append(cformat(node, node_args).rstrip("\n"))
             continue
         head = _NODE.match(line)
@@ -111,7 +141,7 @@ def _try(name: str, global_: str, node: str, zone: str,
         zone_args = _parse(zone, body + "\n")
         if zone_args is not None:
             key = f"{head.group(1) if head else 0}/{zone_args[0]}"
-            zones[key] = dict(zip(_labels(zone)[1:], zone_args[1:]))
+            zones[key] = dict(zip(F.format_labels(zone)[1:], zone_args[1:]))
             out.rendered.append((head.group(0) if head else "")
                                 + cformat(zone, zone_args).rstrip("\n"))
             continue
@@ -121,7 +151,7 @@ def _try(name: str, global_: str, node: str, zone: str,
     if not nodes and not zones:
         return None
     out.values["nodes"], out.values["zones"] = nodes, zones
-    out.values["other"] = _other_values(lines[1 + n:])
+    out.values["other"] = _other_values(lines[start + n:])
     out.mismatches = [i for i, (a, b) in enumerate(zip(lines, out.rendered)) if a != b]
     return out
 
@@ -134,7 +164,11 @@ _OTHER = (("pagecache_pages", re.compile(r"^(\d+) total pagecache pages$")),
           ("pages_highmem", re.compile(r"^(\d+) pages HighMem/MovableOnly$")),
           ("pages_reserved", re.compile(r"^(\d+) pages reserved$")),
           ("pages_cma_reserved", re.compile(r"^(\d+) pages cma reserved$")),
-          ("pages_hwpoisoned", re.compile(r"^(\d+) pages hwpoisoned$")))
+          ("pages_hwpoisoned", re.compile(r"^(\d+) pages hwpoisoned$")),
+          ("pages_highmem", re.compile(r"^(\d+) pages HighMem$")),  # v3.10
+          ("pages_shared", re.compile(r"^(\d+) pages shared$")),  # v3.10
+          ("pages_non_shared", re.compile(r"^(\d+) pages non-shared$")),  # v3.10
+          ("pagetable_cache_pages", re.compile(r"^(\d+) pages in pagetable cache$")))
 _BUDDY = re.compile(r"^(?:Node (\d+) )?(\w+): ((?:\d+\*\d+kB (?:\([A-Z]+\) )?)+)= (\d+)kB$")
 
 

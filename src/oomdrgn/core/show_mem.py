@@ -14,12 +14,12 @@ changed between eras are decided newest first (see :data:`RULES`).
 *reader* is a :class:`oomdrgn.core.kernel.KernelReader`.
 """
 
-import re
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from .memo import once_per
 from . import show_mem_formats as F
+from .show_mem_formats import format_labels
 from . import vmstat
 from .cformat import cformat
 from .errors import ReadError
@@ -45,8 +45,6 @@ MIGRATE_LETTERS = (("MIGRATE_UNMOVABLE", "U"), ("MIGRATE_MOVABLE", "M"),
                    ("MIGRATE_RECLAIMABLE", "E"), ("MIGRATE_HIGHATOMIC", "H"),
                    ("MIGRATE_RESERVE", "R"), ("MIGRATE_CMA", "C"), ("MIGRATE_ISOLATE", "I"))
 
-_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
 
 @dataclass
 class ShowMem:
@@ -61,19 +59,6 @@ class ShowMem:
 
 # Formats -------------------------------------------------------------------------------
 
-_LABEL = re.compile(r"([A-Za-z_][A-Za-z0-9_()]*\??)[:=]?\s*$")
-_CONV = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z)?[diuxXsc]")
-
-
-def format_labels(fmt: str) -> List[str]:
-    """The label before each conversion of *fmt* (``""`` where there is none:
-    the zone line's leading ``%s``)."""
-    labels, pos = [], 0
-    for m in _CONV.finditer(fmt):
-        m_label = _LABEL.search(fmt[pos:m.start()].rsplit("\n", 1)[-1])
-        labels.append(m_label.group(1) if m_label else "")
-        pos = m.end()
-    return labels
 
 
 @dataclass(frozen=True)
@@ -152,15 +137,9 @@ def _fallback_era(reader) -> F.Era:
     return F.era("v4.14")
 
 
+@once_per
 def mem_formats(reader) -> MemFormats:
-    """This kernel's formats: from its ``.rodata``, else its era's (cached per reader)."""
-    got = _cache.get(reader)
-    if got is None:
-        got = _cache[reader] = _mem_formats(reader)
-    return got
-
-
-def _mem_formats(reader) -> MemFormats:
+    """This kernel's formats: from its ``.rodata``, else its era's (once per reader)."""
     t = reader.target
     ro = rodata(t) or b""
     numa = t.symbol("node_data") is not None

@@ -10,10 +10,10 @@ read 0, as ``node_nr_objs()`` returns then: no cache is printed.
 *reader* is a :class:`oomdrgn.core.kernel.KernelReader`.
 """
 
-import weakref
 from dataclasses import dataclass
 from typing import Iterator, List
 
+from .memo import once_per
 from . import vmstat
 from .cformat import cformat
 from .errors import ReadError
@@ -178,14 +178,11 @@ def get_slabinfo(reader, cache: int) -> SlabInfo:
     return SlabInfo(name, size, (nr_objs - nr_free) & _MASK64, nr_objs, nr_slabs)
 
 
-_layouts: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+@once_per
 def _layout(reader) -> _Layout:
-    got = _layouts.get(reader)
-    if got is None:
-        got = _layouts[reader] = _Layout(reader)
-    return got
+    return _Layout(reader)
 
 
 def _slab_mutex_held(reader) -> bool:

@@ -19,10 +19,10 @@ is the same read as :func:`global_node_page_state`.
 once per reader and kept while it lives.
 """
 
-import weakref
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from .memo import once_per
 from .errors import ReadError
 from .evidence import has_member, page_shift
 
@@ -34,7 +34,6 @@ __all__ = ["ZoneRef", "global_zone_page_state", "global_node_page_state",
            "page_kb", "nr_zones"]
 
 _MASK64 = (1 << 64) - 1
-_layouts: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -92,11 +91,9 @@ class _Layout:
         self.items: Dict[str, Optional[int]] = {}
 
 
+@once_per
 def _layout(reader) -> _Layout:
-    layout = _layouts.get(reader)
-    if layout is None:
-        layout = _layouts[reader] = _Layout(reader)
-    return layout
+    return _Layout(reader)
 
 
 def _signed(value: int, size: int) -> int:
