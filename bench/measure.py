@@ -66,6 +66,7 @@ def main() -> int:
 
     from oomdrgn.drgn.backend import DrgnReader
     from oomdrgn.core.oom import dump_tasks, format_dump_tasks
+    from oomdrgn.core.oom_report import oom_control, oom_report
     rows = 0
     setup = 0.0
     t0 = time.perf_counter()
@@ -77,7 +78,6 @@ def main() -> int:
         rows = len(table)
         assert text
     elif mode == "oom-report":
-        from oomdrgn.core.oom_report import oom_control, oom_report
         reader = DrgnReader(prog)
         setup = time.perf_counter() - t0
         report = oom_report(reader, oom_control(reader))

@@ -185,3 +185,38 @@ def test_oomdrgn_on_sysrq_dump_differs_only_in_the_victim(kernel, sysrq):
         return [l for l in lines if not l.startswith(victim) and not l.endswith(" sh")]
     assert others(res.stdout.splitlines()) == others(sysrq.table_lines)
     assert len(others(sysrq.table_lines)) >= 10
+
+
+def test_oom_report_on_swap_panic_is_the_kernels(kernel, swap_panicked):
+    """With zram swap full, ``oom-report`` equals the kernel's report part by
+    part, the swap lines of ``__show_mem()`` included (one CPU: nothing ran
+    between the print and the panic but the panicking task; a value that moved
+    anyway must be proven to have moved)."""
+    import json
+
+    from oomdrgn.core.report_sections import split_report
+    from oomdrgn.drgn.backend import reader_for
+    from oomdrgn.drgn.program import open_program
+
+    from .oracle import run_oomdrgn
+    from .showmem_proof import assert_same_or_moved
+    art = swap_panicked
+    lines = art.console_lines
+    start = max(i for i, text in enumerate(lines) if " invoked oom-killer: " in text)
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("Kernel panic"))
+    printed = split_report(lines[start:end])
+    res = run_oomdrgn("-q", "-c", art.vmcore, "-s", kernel.vmlinux, "oom-report", "--json")
+    sections = {s["name"]: s for s in json.loads(res.stdout)["sections"]}
+    assert {"invoked", "dump_stack", "show_mem", "tasks"} <= set(printed)  # a panic: no summary
+    swap_lines = [l for l in printed["show_mem"]
+                  if re.match(r"(\d+ pages in swap cache|Free swap  = \d+kB|Total swap = \d+kB)$", l)]
+    assert len(swap_lines) == 3 and not swap_lines[-1].endswith(" 0kB"), swap_lines
+    for name in ("invoked", "dump_stack", "show_mem", "slab", "tasks", "summary"):
+        if name not in printed:
+            continue
+        ours = sections[name]["lines"]
+        if name == "show_mem" and ours != printed[name]:
+            prog = open_program(core=str(art.vmcore), vmlinux=[str(kernel.vmlinux)])
+            assert_same_or_moved(prog, reader_for(prog), art, printed[name], ours)
+            continue
+        assert ours == printed[name], name

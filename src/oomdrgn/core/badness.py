@@ -51,11 +51,12 @@ def badness_points(t: TaskRecord, mm: MmRecord, totalpages: int, rule: str, page
         ``long`` era and 0 in the ``unsigned long`` era.
     """
     none = LONG_MIN if era == "long" else 0
-    if t.oom_score_adj == OOM_SCORE_ADJ_MIN:
+    score_adj = t.oom_score_adj
+    if score_adj == OOM_SCORE_ADJ_MIN:
         return none, "oom_score_adj is -1000"
     if (mm.flags >> MMF_OOM_SKIP) & 1:
         return none, "MMF_OOM_SKIP (already reaped)"
-    if in_vfork(t, t.mm):
+    if t.vfork_done and in_vfork(t, t.mm):
         return none, "in vfork"
     # The baseline: rss, swap entries and page tables, in pages. Since Linux
     # kernel commit af5b0f6a09e4 ("mm: consolidate page table accounting")
@@ -67,8 +68,12 @@ def badness_points(t: TaskRecord, mm: MmRecord, totalpages: int, rule: str, page
         tables = (mm.nr_ptes or 0) + (mm.nr_pmds or 0)
     # get_mm_rss(mm) + get_mm_counter(mm, MM_SWAPENTS): all four counters.
     points = sum(get_mm_counters(mm, rule)) + tables
-    adj = _long(t.oom_score_adj * (totalpages // 1000))
-    points = _long(points + adj)
+    # "adj *= totalpages / 1000; points += adj;" in long arithmetic: wrapped
+    # only where a value leaves the range of a long (never, in practice).
+    adj = score_adj * (totalpages // 1000)
+    points += adj
+    if not (LONG_MIN <= adj <= LONG_MAX and LONG_MIN <= points <= LONG_MAX):
+        points = _long(points - adj + _long(adj))
     if era != "long":
         # unsigned long era: "return points > 0 ? points : 1;"
         return (points if points > 0 else 1), ""

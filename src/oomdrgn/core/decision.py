@@ -47,7 +47,8 @@ def _scan(reader: Reader, memcg: Optional[str]) -> Iterator[int]:
 
 
 def select_bad_process(reader: Reader, memcg: Optional[str] = None,
-                       sysrq: bool = False, constraint: Optional[Constraint] = None) -> Selection:
+                       sysrq: bool = False, constraint: Optional[Constraint] = None,
+                       fates: bool = True) -> Selection:
     """The victim ``select_bad_process()`` would choose, and every candidate's fate.
 
     :param memcg: cgroup path of a memcg OOM (``mem_cgroup_scan_tasks`` order)
@@ -55,66 +56,85 @@ def select_bad_process(reader: Reader, memcg: Optional[str] = None,
     :param constraint: the OOM's :func:`~oomdrgn.core.constraint.constrained_alloc`
         (its ``totalpages``, and ``oom_cpuset_eligible()`` of each task); None:
         all memory, every task eligible (a single-node machine's answer)
+    :param fates: keep every candidate's fate (``candidates``); False: the
+        victim alone (10,000+ records not made)
     """
     info = reader.info
     pages = constraint.totalpages if constraint is not None else totalpages(reader, memcg)
     long_era = info.badness_era == "long"
+    none = LONG_MIN if long_era else 0
     chosen: Optional[int] = None
-    chosen_points = LONG_MIN if long_era else 0
+    chosen_points = none
     cands: List[Candidate] = []
+    add = cands.append if fates else (lambda c: None)
+    # Once per scan, not per task (the loop runs 10,000+ times).
+    percpu = _needs_percpu(reader, "badness")
+    rule, page_shift, era = info.rules["badness"], info.page_shift, info.badness_era
+    # oom_cpuset_eligible() answers True for every task without a nodemask or
+    # a current task to compare with: asked only where it can say no.
+    cpusets = (constraint is not None and not memcg and constraint.numa
+               and constraint.name != "CONSTRAINT_MEMCG"
+               and (constraint.nodemask is not None or constraint.current is not None))
+    task, mm = reader.task, reader.mm
     for p in _scan(reader, memcg):
         try:
-            rec = reader.task(p)
+            rec = task(p)
         except ReadError as e:
-            cands.append(Candidate(reader.task_pid(p), "?", None, f"skipped: unreadable ({e})"))
+            add(Candidate(reader.task_pid(p), "?", None, f"skipped: unreadable ({e})"))
             continue
         if oom_unkillable_task(rec):
             continue  # not listed: init and kernel threads are never candidates
-        if constraint is not None and not memcg and not oom_cpuset_eligible(reader, p,
-                                                                             constraint):
-            cands.append(Candidate(rec.pid, rec.comm, None, "skipped: shares no memory node "
-                                   "with the OOM (oom_cpuset_eligible)", rec.oom_score_adj))
+        if cpusets and not oom_cpuset_eligible(reader, p, constraint):  # type: ignore[arg-type]
+            add(Candidate(rec.pid, rec.comm, None, "skipped: shares no memory node "
+                          "with the OOM (oom_cpuset_eligible)", rec.oom_score_adj))
             continue
         if not sysrq and rec.oom_mm:
             # tsk_is_oom_victim(): a victim is still exiting; unless its mm is
             # already reaped (MMF_OOM_SKIP), the scan is aborted.
             try:
-                skip = (reader.mm(rec.oom_mm, False).flags >> MMF_OOM_SKIP) & 1
+                skip = (mm(rec.oom_mm, False).flags >> MMF_OOM_SKIP) & 1
             except ReadError:
                 skip = 0
             if skip:
-                cands.append(Candidate(rec.pid, rec.comm, None,
-                                       "skipped: earlier OOM victim, mm already reaped",
-                                       rec.oom_score_adj))
+                add(Candidate(rec.pid, rec.comm, None,
+                              "skipped: earlier OOM victim, mm already reaped",
+                              rec.oom_score_adj))
                 continue
-            cands.append(Candidate(rec.pid, rec.comm, None,
-                                   "abort: earlier OOM victim still exiting, no new kill",
-                                   rec.oom_score_adj))
+            add(Candidate(rec.pid, rec.comm, None,
+                          "abort: earlier OOM victim still exiting, no new kill",
+                          rec.oom_score_adj))
             return Selection(-1, None, pages, tuple(cands), _rule_text(info))
         if rec.oom_flag_origin:
             points, why = LONG_MAX, ""
             verdict = "candidate (oom_task_origin: selected at once)"
         else:
+            # oom_badness(p, totalpages), the task's record already in hand.
             try:
-                points, why = oom_badness(reader, p, pages)
+                t = find_lock_task_mm(reader, p, rec)
+                if t is None:
+                    points, why = none, "no mm (exited)"
+                else:
+                    points, why = badness_points(t, mm(t.mm, percpu), pages, rule,
+                                                 page_shift, era)
             except ReadError as e:
-                cands.append(Candidate(rec.pid, rec.comm, None, f"skipped: unreadable ({e})",
-                                       rec.oom_score_adj))
+                add(Candidate(rec.pid, rec.comm, None, f"skipped: unreadable ({e})",
+                              rec.oom_score_adj))
                 continue
             verdict = "candidate"
-        ineligible = (points == LONG_MIN) if long_era else (points == 0)
-        if ineligible:
-            cands.append(Candidate(rec.pid, rec.comm, None, f"skipped: {why}", rec.oom_score_adj))
+        if points == none:  # LONG_MIN (long era), 0 (unsigned long era): ineligible
+            add(Candidate(rec.pid, rec.comm, None, f"skipped: {why}", rec.oom_score_adj))
             continue
-        cands.append(Candidate(rec.pid, rec.comm, points, verdict, rec.oom_score_adj))
+        if fates:
+            add(Candidate(rec.pid, rec.comm, points, verdict, rec.oom_score_adj))
         # "if (points == LONG_MIN || points < oc->chosen_points) goto next;":
         # an equal later task replaces the chosen one.
         if points < chosen_points:
             continue
         chosen, chosen_points = rec.pid, points
-    final = tuple(Candidate(c.pid, c.name, c.points, "chosen", c.oom_score_adj)
-                  if c.pid == chosen and c.verdict.startswith("candidate") else c for c in cands)
-    return Selection(chosen, chosen_points if chosen is not None else None, pages, final,
+    for c in cands:
+        if c.pid == chosen and c.verdict.startswith("candidate"):
+            c.verdict = "chosen"
+    return Selection(chosen, chosen_points if chosen is not None else None, pages, tuple(cands),
                      _rule_text(info))
 
 

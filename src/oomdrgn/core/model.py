@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple, Optional, Tuple
 __all__ = ["RawCounter", "MmRecord", "TaskRecord", "Row", "Victim", "ReadFailure",
            "VmTotals", "MemcgRecord", "Candidate", "Selection"]
 
-# The records made once per task (MmRecord, TaskRecord, Row) are plain slotted
+# The records made once per task (MmRecord, TaskRecord, Row, Candidate) are plain slotted
 # dataclasses, and RawCounter (four per mm) a NamedTuple: a frozen dataclass's
 # __init__ costs ~3x more (object.__setattr__ per field), which showed at
 # 10,000+ tasks.
@@ -134,7 +134,7 @@ class MemcgRecord:
     swappiness: int = 60  # mem_cgroup_swappiness(memcg)
 
 
-@dataclass(frozen=True)
+@_hot
 class Candidate:
     """One process as ``oom_evaluate_task()`` saw it."""
 

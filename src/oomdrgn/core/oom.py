@@ -173,7 +173,9 @@ def dump_tasks(reader: Reader,
     A process that cannot be read yields a :class:`ReadFailure` in its place.
     """
     rows: List[Union[Row, ReadFailure]] = []
+    add = rows.append
     percpu = _needs_percpu(reader, "table")
+    info, task, mm = reader.info, reader.task, reader.mm  # once, not per process
     processes = reader.processes() if scan is None else iter(scan)
     while True:
         try:
@@ -181,18 +183,18 @@ def dump_tasks(reader: Reader,
         except StopIteration:
             break
         except ReadError as e:  # the task list itself is broken: stop here
-            rows.append(ReadFailure(pid=-1, reason=str(e)))
+            add(ReadFailure(pid=-1, reason=str(e)))
             break
         try:
-            leader = reader.task(p)
-            if oom_unkillable_task(leader):
+            leader = task(p)
+            if leader.tgid == 1 or leader.flags & PF_KTHREAD:  # oom_unkillable_task()
                 continue
             t = find_lock_task_mm(reader, p, leader)
             if t is None:
                 continue
-            rows.append(_row(reader.info, t, reader.mm(t.mm, percpu)))
+            add(_row(info, t, mm(t.mm, percpu)))
         except ReadError as e:
-            rows.append(ReadFailure(pid=reader.task_pid(p), reason=str(e), address=p))
+            add(ReadFailure(pid=reader.task_pid(p), reason=str(e), address=p))
     return rows
 
 

@@ -16,11 +16,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from .cgroup import memcg_path
 from .constraint import CONSTRAINTS, Constraint, constrained_alloc
 from .decision import memcg_dump_tasks, oom_summary_line, select_bad_process
+from .dump_stack import dump_stack, task_cpu
 from .errors import ReadError, TargetError
 from .formats import MEMCG_PREFIX, OOM_PREFIX, bitmap_list, format_kill_line, parse_bitmap_list
+from .gfp import compaction_line, gfp_zone, invoked_line, parse_gfp
 from .logparse import OomReport, parse_lines
+from .memcg_meminfo import mem_cgroup_print_oom_meminfo, mem_cgroup_show_protected_memory
 from .model import ReadFailure
 from .oom import Reader, dump_tasks, format_dump_tasks, oom_kill_victim
+from .show_mem import show_mem
+from .slabinfo import dump_unreclaimable_slab, should_dump_unreclaim_slab
 
 __all__ = ["OomControl", "OomReportText", "Section", "oom_control", "oom_report",
            "DEFAULT_GFP"]
@@ -154,7 +159,6 @@ def oom_control(reader: Reader, gfp_mask: Optional[int] = None, order: Optional[
 
     :raises TargetError: ``--current`` or ``--memcg`` names nothing
     """
-    from .gfp import parse_gfp
     sources: Dict[str, str] = {}
     if current_pid is not None:
         current = reader.find_task(current_pid)
@@ -225,7 +229,8 @@ def oom_control(reader: Reader, gfp_mask: Optional[int] = None, order: Optional[
             and reader.find_task(logged.victim_pid) is not None:
         victim_pid, sources["victim"] = logged.victim_pid, "the OOM's summary line (printk ring)"
     else:
-        chosen = select_bad_process(reader, memcg, order == -1, constraint).chosen_pid
+        chosen = select_bad_process(reader, memcg, order == -1, constraint,
+                                    fates=False).chosen_pid
         victim_pid = chosen if chosen is not None and chosen > 0 else None
         sources["victim"] = "select_bad_process()"
     return OomControl(gfp_mask=gfp_mask, order=order, nodemask=nodemask, memcg=memcg,
@@ -240,7 +245,6 @@ def _cpu(reader: Reader, task: Optional[int]) -> Optional[int]:
     """The CPU *task* runs on: the CPU whose ``rq->curr`` it is, else ``task_cpu()``."""
     if task is None:
         return None
-    from .dump_stack import task_cpu
     try:
         for cpu in reader.cpus("online"):
             if reader.cpu_curr(cpu) == task:
@@ -251,8 +255,6 @@ def _cpu(reader: Reader, task: Optional[int]) -> Optional[int]:
 
 
 def _head(reader: Reader, oc: OomControl) -> List[Section]:
-    from .dump_stack import dump_stack
-    from .gfp import compaction_line, invoked_line
     if oc.current is None:
         return []
     cur = reader.task(oc.current)
@@ -266,19 +268,14 @@ def _head(reader: Reader, oc: OomControl) -> List[Section]:
 
 def _meminfo(reader: Reader, oc: OomControl) -> List[Section]:
     if oc.memcg is not None:
-        from .memcg_meminfo import mem_cgroup_print_oom_meminfo
         m = mem_cgroup_print_oom_meminfo(reader, oc.memcg)
         sections = [Section("memcg", m.lines, note=m.formats, values=m.values)]
     else:
-        from .gfp import gfp_zone
-        from .show_mem import show_mem
-        from .slabinfo import dump_unreclaimable_slab, should_dump_unreclaim_slab
         mems = reader.mems_allowed(oc.current) if oc.current is not None else []
         s = show_mem(reader, oc.nodemask, mems, gfp_zone(reader, oc.gfp_mask), oc.cpu)
         sections = [Section("show_mem", s.lines, note=s.formats, values=s.values)]
         if should_dump_unreclaim_slab(reader):
             sections.append(Section("slab", dump_unreclaimable_slab(reader)))
-    from .memcg_meminfo import mem_cgroup_show_protected_memory
     protection = mem_cgroup_show_protected_memory(reader, oc.memcg)
     if protection:
         sections.append(Section("protection", protection))

@@ -15,7 +15,7 @@ changed between eras are decided newest first (see :data:`RULES`).
 """
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .memo import once_per
 from . import show_mem_formats as F
@@ -84,14 +84,13 @@ class MemFormats:
     source: str
 
 
-def _strings(ro: bytes, anchor: bytes) -> List[Tuple[bytes, str]]:
+def _strings(ro: bytes, anchor: bytes) -> Iterator[Tuple[bytes, str]]:
     """(KERN_ prefix, text) of every whole string of *ro* that starts with *anchor*."""
-    out: List[Tuple[bytes, str]] = []
     pos = 0
     while True:
         i = ro.find(anchor, pos)
         if i < 0:
-            return out
+            return
         pos = i + 1
         prefix = b""
         if i >= 2 and ro[i - 2] == 1:
@@ -101,12 +100,13 @@ def _strings(ro: bytes, anchor: bytes) -> List[Tuple[bytes, str]]:
         if start and ro[start - 1] != 0:
             continue
         end = ro.find(b"\0", i)
-        out.append((prefix, ro[i:end].decode("latin-1")))
+        yield prefix, ro[i:end].decode("latin-1")
 
 
 def _find(ro: bytes, anchor: str) -> Optional[Tuple[bytes, str]]:
-    found = _strings(ro, anchor.encode())
-    return found[0] if found else None
+    """The first whole string of *ro* that starts with *anchor* (the rest of
+    .rodata is not searched)."""
+    return next(_strings(ro, anchor.encode()), None)
 
 
 def _has(ro: bytes, text: str) -> bool:
