@@ -76,6 +76,7 @@ def select_bad_process(reader: Reader, memcg: Optional[str] = None,
                and constraint.name != "CONSTRAINT_MEMCG"
                and (constraint.nodemask is not None or constraint.current is not None))
     task, mm = reader.task, reader.mm
+    known = getattr(reader, "task_mm_memo", None) or {}  # find_lock_task_mm() answers
     for p in _scan(reader, memcg):
         try:
             rec = task(p)
@@ -110,7 +111,7 @@ def select_bad_process(reader: Reader, memcg: Optional[str] = None,
         else:
             # oom_badness(p, totalpages), the task's record already in hand.
             try:
-                t = find_lock_task_mm(reader, p, rec)
+                t = known[p] if p in known else find_lock_task_mm(reader, p, rec)
                 if t is None:
                     points, why = none, "no mm (exited)"
                 else:

@@ -62,8 +62,10 @@ def get_mm_counters(mm: MmRecord, rule: str) -> Tuple[int, int, int, int]:
     """:func:`get_mm_counter` of all four members, in enum order (one call per mm)."""
     if rule == "percpu-sum":
         return tuple(_read(c, rule) for c in mm.counters)  # type: ignore[return-value]
-    file, anon, swap, shmem = [c.count if c.count > 0 else 0 for c in mm.counters]
-    return file, anon, swap, shmem
+    # Unrolled: this runs twice per process of a 10,000-process report.
+    file, anon, swap, shmem = mm.counters
+    return (file.count if file.count > 0 else 0, anon.count if anon.count > 0 else 0,
+            swap.count if swap.count > 0 else 0, shmem.count if shmem.count > 0 else 0)
 
 
 def get_mm_rss(mm: MmRecord, rule: str) -> int:

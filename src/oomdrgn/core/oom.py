@@ -176,6 +176,7 @@ def dump_tasks(reader: Reader,
     add = rows.append
     percpu = _needs_percpu(reader, "table")
     info, task, mm = reader.info, reader.task, reader.mm  # once, not per process
+    known = getattr(reader, "task_mm_memo", None) or {}  # find_lock_task_mm() answers
     processes = reader.processes() if scan is None else iter(scan)
     while True:
         try:
@@ -189,7 +190,7 @@ def dump_tasks(reader: Reader,
             leader = task(p)
             if leader.tgid == 1 or leader.flags & PF_KTHREAD:  # oom_unkillable_task()
                 continue
-            t = find_lock_task_mm(reader, p, leader)
+            t = known[p] if p in known else find_lock_task_mm(reader, p, leader)
             if t is None:
                 continue
             add(_row(info, t, mm(t.mm, percpu)))
