@@ -1,6 +1,8 @@
 """``oomdrgn --qemu``: a running QEMU guest read over QMP, then the kernel's own view."""
 
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -16,6 +18,22 @@ from .oracle import run_oomdrgn
 pytestmark = [pytest.mark.vm, pytest.mark.arch("x86_64")]
 
 
+def _reads_as_static(guest, kernel) -> bool:
+    """Whether oomdrgn reads the guest as memory that cannot change (kept
+    records, physical reads of the direct map), and says so in the program.
+    Asked in a process of its own: QEMU serves one QMP client per socket."""
+    code = ("import sys\n"
+            "from oomdrgn.drgn.backend import reader_for\n"
+            "from oomdrgn.drgn.program import PAUSED, open_program\n"
+            "prog = open_program(qemu=sys.argv[1], vmlinux=[sys.argv[2]])\n"
+            "reader = reader_for(prog)\n"
+            "assert prog.config[PAUSED] is reader.memory.enabled\n"
+            "print(reader.memory.enabled)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(guest.qmp_path_for_drgn),
+                          str(kernel.vmlinux)], capture_output=True, text=True, check=True)
+    return {"True": True, "False": False}[out.stdout.strip()]
+
+
 @pytest.mark.timeout(600)
 def test_qemu_guest_equals_its_dump_and_sysrq_table(kernel):
     workdir = tempfile.mkdtemp(prefix=f"oomdrgn-test-qemu-{kernel.name}-", dir="/tmp")
@@ -24,6 +42,8 @@ def test_qemu_guest_equals_its_dump_and_sysrq_table(kernel):
             guest = og.guest
             start_population(guest, KILL_POPULATION, cpu=0)
             guest.stop()
+            # Paused: read once, as a vmcore (QMP's query-status said so).
+            assert _reads_as_static(guest, kernel)
             live = run_oomdrgn("--qemu", guest.qmp_path_for_drgn, "-s", kernel.vmlinux, "-q",
                                "tasks").stdout
             dump = guest.dump(f"{workdir}/vmcore", "kdump-zlib")
@@ -74,5 +94,6 @@ def test_running_guest_with_fork_exit_storm(kernel):
                 # The idle population is there, with its names.
                 assert sum(l.endswith(" kv-forks") for l in lines) == 4
             assert guest.status() == "running"
+            assert not _reads_as_static(guest, kernel)  # running: read live, every time
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

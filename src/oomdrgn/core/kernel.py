@@ -330,11 +330,31 @@ class KernelReader:
                 return task_that_hit_the_oom(self.cpu_curr(cpu), None, [])
             busy = [t for t in (self.cpu_curr(c) for c in self.cpus("online"))
                     if self.task_pid(t) != 0]
+            stopped = self.target.stopped_task(busy)
+            if stopped is None and self.mutex_held("oom_lock") is False:
+                # out_of_memory() runs under oom_lock (a mutex since "mm: oom_kill:
+                # simplify OOM killer locking" (in v4.2, hash not checked here)),
+                # and so do the memcg OOM and sysrq-f: free, no OOM is in
+                # progress (and no busy task's stack need be unwound).
+                return None
             return task_that_hit_the_oom(
-                None, self.target.stopped_task(busy),
-                [(t, self.target.stack_functions(t)) for t in busy])
+                None, stopped, [(t, self.target.stack_functions(t)) for t in busy])
         except Fault as e:
             raise ReadError(f"runqueues unreadable: {e}") from None
+
+    def mutex_held(self, name: str) -> Optional[bool]:
+        """Whether the global ``struct mutex`` *name* is held now (None: cannot tell)."""
+        sym = self.target.symbol(name)
+        if sym is None:
+            return None
+        try:
+            # struct mutex's owner (atomic_long_t) since 3ca0ff571b09 ("locking/mutex:
+            # Rework mutex::owner") (in v4.10): nonzero while held. (PREEMPT_RT's
+            # mutex wraps an rt_mutex: no such member, cannot tell.)
+            off = self.offset("struct mutex", "owner")
+            return self.memory.read_word(sym[0] + off) != 0
+        except (LookupError, Fault):
+            return None
 
     def mems_allowed(self, task: int) -> List[int]:
         m = self.target.member("struct task_struct", "mems_allowed.bits")

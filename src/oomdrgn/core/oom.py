@@ -96,6 +96,9 @@ class Reader(Protocol):
     def log_lines(self) -> List[str]:
         """The kernel log (printk ring) as console lines, with timestamps."""
 
+    def mutex_held(self, name: str) -> Optional[bool]:
+        """Whether the global ``struct mutex`` *name* is held now (None: cannot tell)."""
+
 
 # mm/oom_kill.c functions on the way from a failed allocation to the kill.
 OOM_PATH = frozenset({"out_of_memory", "mem_cgroup_out_of_memory", "oom_kill_process",

@@ -185,19 +185,6 @@ def _layout(reader) -> _Layout:
     return _Layout(reader)
 
 
-def _slab_mutex_held(reader) -> bool:
-    sym = reader.target.symbol("slab_mutex")
-    if sym is None:
-        return False
-    try:
-        # struct mutex's owner (atomic_long_t) since 3ca0ff571b09 ("locking/mutex:
-        # Rework mutex::owner") (in v4.10): nonzero while held.
-        off = reader.offset("struct mutex", "owner")
-        return reader.memory.read_word(sym[0] + off) != 0
-    except LookupError:
-        return False
-
-
 def dump_unreclaimable_slab(reader) -> List[str]:
     """``dump_unreclaimable_slab()``'s console lines: the header, then
     ``%-17s %10luKB %10luKB`` (name, ``active_objs * size / 1024``,
@@ -208,7 +195,7 @@ def dump_unreclaimable_slab(reader) -> List[str]:
     """
     if reader.target.symbol("dump_unreclaimable_slab") is None:
         return []
-    if _slab_mutex_held(reader):
+    if reader.mutex_held("slab_mutex"):
         return [UNRECLAIMABLE_BUSY.rstrip("\n")]
     layout = _layout(reader)
     lines = [UNRECLAIMABLE_HEADER.rstrip("\n"), UNRECLAIMABLE_NAMES.rstrip("\n")]

@@ -7,6 +7,7 @@ from drgn import (FaultError, Object, ObjectAbsentError, Program, ProgramFlags, 
                   offsetof, sizeof)
 
 from ..core.port import Fault, Member
+from .program import PAUSED
 
 __all__ = ["DrgnPort", "linear_map"]
 
@@ -48,7 +49,10 @@ class DrgnPort:
         self.prog = prog
         self.arch = "aarch64" if "AARCH64" in str(prog.platform.arch) else "x86_64"
         self.little_endian = bool(prog.platform.flags & prog.platform.flags.IS_LITTLE_ENDIAN)
-        self.live = bool(prog.flags & ProgramFlags.IS_LIVE)
+        # A QEMU guest paused when oomdrgn attached reads like a vmcore
+        # (oomdrgn.drgn.program.PAUSED).
+        self.live = (bool(prog.flags & ProgramFlags.IS_LIVE)
+                     and not prog.config.get(PAUSED, False))
         self._linear = None if self.live else linear_map(prog)
         self._checked = False
         self._members: Dict[Tuple[str, str], Member] = {}

@@ -1,5 +1,6 @@
 """Open a drgn Program on a vmcore, the live kernel or a QEMU guest, with clear errors."""
 
+import json
 import os
 import sys
 import socket
@@ -72,8 +73,34 @@ def _platform(vmlinux: Sequence[str], guess: Optional[str] = None) -> Platform:
     return Platform(_ARCH[arch], PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN)
 
 
-def _probe_qmp(address: str, timeout: float) -> None:
-    """Fail fast, with a clear message, when the QMP socket is gone or mute."""
+#: ``prog.config`` key: the QEMU guest was paused when oomdrgn attached (its
+#: memory read as a vmcore's: once)
+PAUSED = "oomdrgn.qemu_paused"
+
+
+def _qmp_running(s: socket.socket) -> Optional[bool]:
+    """``query-status``'s ``running`` over a fresh QMP connection (None: no answer)."""
+    try:
+        stream = s.makefile("rwb")
+        for command in (b'{"execute": "qmp_capabilities"}', b'{"execute": "query-status"}'):
+            stream.write(command + b"\n")
+            stream.flush()
+            while True:  # events may come first
+                line = stream.readline()
+                if not line:
+                    return None
+                reply = json.loads(line)
+                if "return" in reply or "error" in reply:
+                    break
+        ret = reply.get("return")
+        return bool(ret["running"]) if isinstance(ret, dict) and "running" in ret else None
+    except (OSError, ValueError):
+        return None
+
+
+def _probe_qmp(address: str, timeout: float) -> Optional[bool]:
+    """Fail fast, with a clear message, when the QMP socket is gone or mute;
+    else whether the guest runs (None: not told)."""
     target: Union[str, Tuple[str, int]]
     if ":" in address and not address.startswith(("/", ".")):
         host, _, port = address.rpartition(":")
@@ -85,6 +112,7 @@ def _probe_qmp(address: str, timeout: float) -> None:
             s.settimeout(timeout)
             s.connect(target)
             greeting = s.recv(4096)
+            running = _qmp_running(s) if b'"QMP"' in greeting else None
     except socket.timeout:
         raise OomdrgnError(f"{address}: no answer from the QMP socket within {timeout:g} s "
                            "(is another client holding it? QEMU serves one QMP client per "
@@ -94,6 +122,7 @@ def _probe_qmp(address: str, timeout: float) -> None:
                            EXIT_TARGET) from None
     if b'"QMP"' not in greeting:
         raise OomdrgnError(f"{address}: not a QMP socket (no QMP greeting)", EXIT_TARGET)
+    return running
 
 
 def _kdump_by_blocks(core: str, vmlinux: Sequence[str]) -> Program:
@@ -144,12 +173,15 @@ def _set_target(prog_args: dict, core: Optional[str], kcore: bool, qemu: Optiona
         return prog
     prog = Program()
     if qemu is not None:
-        _probe_qmp(qemu, timeout)
+        running = _probe_qmp(qemu, timeout)
         try:
             prog.set_qemu_qmp(qemu)
         except (OSError, ValueError) as e:
             raise OomdrgnError(f"{qemu}: cannot attach to the QEMU guest over QMP: {e}",
                                EXIT_TARGET) from None
+        # A paused guest's memory does not change while oomdrgn reads it: read
+        # once, as a vmcore's (a running guest is read live, every time).
+        prog.config[PAUSED] = running is False
         return prog
     if os.geteuid() != 0:
         raise OomdrgnError("-k reads /proc/kcore and needs root: run it with sudo",
