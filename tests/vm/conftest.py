@@ -19,7 +19,8 @@ from oomdrgn.drgn.program import open_program
 from oomdrgn.testing.harness import (ARM64_KERNEL_NAMES, KERNEL_NAMES, Member, kernel_paths,
                                     kill_moment, panic_snapshot)
 from oomdrgn.testing.harness.scenarios import (idle_scores, memcg_kill_moment, memcg_panic,
-                                               numa_kill_moment, slab_kill_moment)
+                                               numa_kill_moment, slab_kill_moment,
+                                               sysrq_kill_moment)
 
 from .oracle import scenario as _scenario
 
@@ -120,6 +121,15 @@ def idle(kernel):
 def slab(kernel):
     """:func:`slab_kill_moment` (one boot, both dump formats)."""
     art = _scenario(slab_kill_moment, kernel)
+    yield art
+    shutil.rmtree(art.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sysrq_killed(kernel):
+    """:func:`sysrq_kill_moment`: sysrq-f's OOM on a kworker, dumped at
+    ``__oom_kill_process`` (one boot, both dump formats)."""
+    art = _scenario(sysrq_kill_moment, kernel)
     yield art
     shutil.rmtree(art.workdir, ignore_errors=True)
 

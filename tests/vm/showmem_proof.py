@@ -1,7 +1,8 @@
 """Proof that a counter of ``__show_mem()`` moved between the kernel's print and the
 dump: it moved in the same direction in every line that prints it (global pages,
 node kB, the zones' kB summed; each level folds its per-CPU deltas at its own
-threshold, so the amounts may differ) while another task ran after ``Mem-Info:``
+threshold, so the amounts may differ), or a zone's free lists moved (its buddy
+line, adding up to its own total), while another task ran after ``Mem-Info:``
 was printed (its ``se.exec_start`` is later), or an idle CPU stopped its tick
 after it (``quiet_vmstat()`` folds that CPU's deltas), or while the kernel printed
 (its own global line disagrees with its node or zone lines, the dump's agree).
@@ -99,18 +100,42 @@ def _mid_print(p: Dict[str, Dict[str, str]], d: Dict[str, Dict[str, str]], kb: i
     return False
 
 
+_BUDDY = re.compile(r"^(Node \d+ \w+): (.*) = (\d+)kB$")
+_BLOCK = re.compile(r"(\d+)\*(\d+)kB")
+
+
+def _buddy_move(printed: str, dumped: str) -> Optional[str]:
+    """A zone's buddy line (``show_free_areas()``: free blocks per order, their
+    total) that moved: pages freed to or taken from the buddy lists; each line
+    adds up to its own total. None if *printed* and *dumped* are not that."""
+    p, d = _BUDDY.match(printed), _BUDDY.match(dumped)
+    if not p or not d or p[1] != d[1]:
+        return None
+    for m in (p, d):
+        blocks = _BLOCK.findall(m[2])
+        if sum(int(n) * int(kb) for n, kb in blocks) != int(m[3]):
+            return None
+    if [kb for _, kb in _BLOCK.findall(p[2])] != [kb for _, kb in _BLOCK.findall(d[2])]:
+        return None
+    return f"{p[1]} free lists {int(d[3]) - int(p[3]):+d} kB"
+
+
 def _consistent_moves(reader, printed: List[str], dumped: List[str]) -> Tuple[List[str], bool]:
     """The counters that moved in the same direction in every line that prints
-    them (global pages, node kB, the zones' kB summed), and whether every move is
+    them (global pages, node kB, the zones' kB summed), the zones' buddy lines
+    that moved (each adding up to its own total), and whether every move is
     proven by the kernel's own lines (:func:`_mid_print`); raises if any other
     value differs."""
     kb = sm.vmstat.page_kb(reader)
     (p, spans), (d, _) = _blocks(reader, printed), _blocks(reader, dumped)
     assert p.keys() == d.keys()
     other = [(a, b) for i, (a, b) in enumerate(zip(printed, dumped)) if a != b and i not in spans]
+    buddy = [_buddy_move(a, b) for a, b in other]
+    other = [pair for pair, move in zip(other, buddy) if move is None]
     assert not other, f"lines other than the counters' differ: {other}"
-    moved, explained = [], set()
-    others_moved = False
+    moved: List[str] = [m for m in buddy if m is not None]
+    explained = set()
+    others_moved = bool(moved)  # pages moved on the lists: an actor must be shown
     for glabel, nlabel, zlabel in _LEVELS:
         levels = {}
         if glabel in p["global"]:

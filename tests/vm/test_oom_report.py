@@ -1,7 +1,7 @@
 """``oomdrgn oom-report``: the whole OOM report, rebuilt from memory, beside what each
 real kernel printed (all seven kernels, both dump formats).
 
-At the kill moment (``killed``, ``memcg_killed``: the guest stopped at
+At the kill moment (``killed``, ``memcg_killed``, ``sysrq_killed``: the guest stopped at
 ``__oom_kill_process``, right after the report was printed) every part equals
 the kernel's, line for line, from the ``invoked`` line to the kill line; only
 the unwound frames are not held to it (the task is deeper in the OOM path than
@@ -118,6 +118,33 @@ def test_report_of_an_oom_confined_by_a_cpuset(kernel, numa, fmt):
     assert doc["control"]["constraint"]["name"] == "CONSTRAINT_CPUSET"
     assert "taken" not in doc["control"]["sources"]["constraint"]  # ours == the kernel's
     _check_parts(printed, doc, memcg=False, kernel=kernel, art=numa, fmt=fmt)
+
+
+@pytest.mark.kernels("5.10", "6.1", "6.12", "7.x", "6.12-arm64")
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_report_of_sysrq_f_on_a_kworker(kernel, sysrq_killed, fmt):
+    # sysrq-f: moom_callback() runs the OOM killer on a kworker with order -1;
+    # dump_stack() prints print_worker_info()'s "Workqueue: events moom_callback".
+    printed = _kernel_report(sysrq_killed)
+    invoked = printed["invoked"][0]
+    assert invoked.startswith("kworker/") and ", order=-1," in invoked, invoked
+    assert any(l.startswith("Workqueue: ") for l in printed["dump_stack"]), printed["dump_stack"]
+    doc = _oomdrgn_report(kernel, sysrq_killed, fmt)
+    assert doc["control"]["order"] == -1
+    _check_parts(printed, doc, memcg=False, kernel=kernel, art=sysrq_killed, fmt=fmt)
+
+
+def test_no_oom_in_progress_at_a_quiet_moment(kernel, idle):
+    # A guest dumped with no OOM going on (oom_lock free, whatever a CPU was
+    # running): no invoked line and no stack; the defaults, and the victim
+    # select_bad_process() would choose.
+    res = run_oomdrgn("-q", "-c", idle.vmcore, "-s", kernel.vmlinux, "oom-report", "--json")
+    doc = json.loads(res.stdout)
+    assert doc["control"]["current"] is None
+    assert doc["control"]["sources"]["current"] == "none: no OOM in progress"
+    parts = {s["name"]: s["lines"] for s in doc["sections"]}
+    assert not parts.get("invoked") and not parts.get("dump_stack")
+    assert parts["show_mem"][0] == "Mem-Info:" and len(parts["tasks"]) > 2
 
 
 def _memory_comparison(kernel, art, fmt):

@@ -17,6 +17,7 @@ from typing import List, Literal, Optional, Tuple
 
 from .errors import ReadError
 from .kstrings import find_format, read_cstring, referenced_strings
+from .oom import PF_KTHREAD
 from .port import Fault
 
 __all__ = ["DumpStack", "dump_stack", "dump_stack_header", "dump_stack_frames",
@@ -308,7 +309,77 @@ def dump_stack_print_info(reader, task: int, cpu: int) -> List[str]:
         name = reader.target.read(desc, 128).split(b"\0", 1)[0]
         if name:
             lines.append("Hardware name: " + name.decode("utf-8", "surrogateescape"))
+    try:
+        worker = print_worker_info(reader, task)
+    except LookupError:
+        worker = None
+    if worker is not None:
+        lines.append(worker)
     return lines
+
+
+def _nofault_word(reader, address: int) -> int:
+    """``copy_from_kernel_nofault()`` of a pointer: 0 where it cannot be read."""
+    if not address:
+        return 0
+    try:
+        return reader.memory.read_word(address)
+    except (Fault, ValueError, OverflowError):
+        return 0
+
+
+def _nofault_string(reader, address: int, type_name: str, member: str) -> str:
+    """``copy_from_kernel_nofault(buf, p->member, sizeof(buf) - 1)`` as a C string
+    ("" where it cannot be read)."""
+    m = reader.target.member(type_name, member)
+    if not address:
+        return ""
+    try:
+        raw = reader.target.read(address + m.offset, m.size - 1)
+    except (Fault, ValueError, OverflowError):
+        return ""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def print_worker_info(reader, task: int) -> Optional[str]:
+    """``print_worker_info()``: a workqueue worker's ``Workqueue: NAME FN`` line
+    (`` (DESC)`` after it where the worker's description is not the workqueue's
+    name); None for any other task, where the kernel prints nothing, or where
+    the debugger cannot name ``FN`` (``%ps``).
+
+    :raises LookupError: a type or member it reads is unknown to the target
+    """
+    rec = reader.task(task)
+    if not rec.flags & _PF_WQ_WORKER:
+        return None
+    t = reader.target
+    # kthread_probe_data(): __to_kthread(task)->data; the struct kthread is
+    # task->worker_private since "kthread: Generalize pf_io_worker so it can
+    # point to struct kthread" (in v5.17, hash not checked here), before it
+    # task->set_child_tid. NULL unless PF_KTHREAD.
+    try:
+        link = t.member("struct task_struct", "worker_private").offset
+    except LookupError:
+        link = t.member("struct task_struct", "set_child_tid").offset
+    kthread = _nofault_word(reader, task + link) if rec.flags & PF_KTHREAD else 0
+    worker = _nofault_word(reader, kthread + t.member("struct kthread", "data").offset
+                           if kthread else 0)
+    if not worker:
+        return None  # every copy fails: nothing is printed
+    fn = _nofault_word(reader, worker + t.member("struct worker", "current_func").offset)
+    pwq = _nofault_word(reader, worker + t.member("struct worker", "current_pwq").offset)
+    wq = _nofault_word(reader, pwq + t.member("struct pool_workqueue", "wq").offset
+                       if pwq else 0)
+    name = _nofault_string(reader, wq, "struct workqueue_struct", "name")
+    desc = _nofault_string(reader, worker, "struct worker", "desc")
+    if not (fn or name or desc):
+        return None
+    hook = getattr(t, "symbol_name", None)
+    fn_name = (hook(fn) if hook is not None else None) if fn else "0x0"
+    if fn_name is None:
+        return None
+    # printk("%sWorkqueue: %s %ps", ...); if (strcmp(name, desc)) pr_cont(" (%s)", desc);
+    return f"Workqueue: {name} {fn_name}" + (f" ({desc})" if name != desc else "")
 
 
 def dump_stack_header(reader, task: int, cpu: int) -> List[str]:
@@ -316,8 +387,7 @@ def dump_stack_header(reader, task: int, cpu: int) -> List[str]:
     them (without newlines): :func:`dump_stack_print_info`, then ``Call Trace:``
     and `` <TASK>`` (x86-64) or ``Call trace:`` (arm64).
 
-    A workqueue worker's ``Workqueue:`` line (``print_worker_info()``), a stopper's
-    and a sched_ext task's lines are not rebuilt (:func:`dump_stack` notes it).
+    A stopper's and a sched_ext task's lines are not rebuilt.
     """
     lines = dump_stack_print_info(reader, task, cpu)
     if reader.target.arch == "aarch64":
@@ -354,8 +424,11 @@ def dump_stack(reader, task: int, cpu: Optional[int] = None) -> DumpStack:
     frames = dump_stack_frames(reader, task)
     note = FRAMES_NOTE if frames else _NO_FRAMES
     try:
-        if reader.task(task).flags & _PF_WQ_WORKER:
-            note += "; a workqueue worker: the kernel's Workqueue: line is not rebuilt"
+        if (reader.task(task).flags & _PF_WQ_WORKER
+                and not any(line.startswith("Workqueue: ") for line in header)
+                and getattr(reader.target, "symbol_name", None) is None):
+            note += ("; a workqueue worker: its Workqueue: line is not rebuilt (the "
+                     "debugger names no function by address)")
     except (ReadError, Fault):
         pass
     return DumpStack(tuple(header), tuple(frames), note)

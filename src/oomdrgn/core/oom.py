@@ -116,9 +116,9 @@ def task_that_hit_the_oom(panicking: Optional[int], stopped: Optional[int],
     :param busy: per CPU not idle: its task and the function names on that
         task's stack (None where the stack cannot be read).
     :returns: the first of: *panicking*, *stopped*, the busy task whose stack
-        passes through the OOM killer (if just one), the only busy task if its
-        stack cannot be read; else None (a task whose stack shows it elsewhere
-        is not in an OOM: no OOM in progress).
+        passes through the OOM killer (if just one), the only busy task; else
+        None. (Asked only while an OOM may be in progress: see
+        :meth:`oomdrgn.core.kernel.KernelReader.current_task`.)
     """
     if panicking is not None:
         return panicking
@@ -127,7 +127,7 @@ def task_that_hit_the_oom(panicking: Optional[int], stopped: Optional[int],
     in_oom = [t for t, names in busy if names is not None and OOM_PATH.intersection(names)]
     if len(in_oom) == 1:
         return in_oom[0]
-    return busy[0][0] if len(busy) == 1 and busy[0][1] is None else None
+    return busy[0][0] if len(busy) == 1 else None
 
 
 def oom_unkillable_task(t: TaskRecord) -> bool:

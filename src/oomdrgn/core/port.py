@@ -81,6 +81,9 @@ class Target(Protocol):
     def stack_functions(self, task: int) -> Optional[List[str]]:
         """Function names on *task*'s stack, innermost first, or None."""
 
+    def symbol_name(self, address: int) -> Optional[str]:
+        """The name of the symbol holding *address* (what ``%ps`` prints), or None."""
+
     def stack_frames(self, task: int) -> Optional[List[Tuple[str, int, int, bool]]]:
         """*task*'s frames, innermost first, as ``(function, offset, symbol size,
         reliable)`` of the ELF symbol holding each return address (looked up at

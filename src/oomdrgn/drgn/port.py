@@ -141,6 +141,12 @@ class DrgnPort:
         except (LookupError, FaultError, AttributeError):
             return None  # no usable PID hash: the core walks the tasks
 
+    def symbol_name(self, address: int) -> Optional[str]:
+        try:
+            return self.prog.symbol(address).name
+        except LookupError:
+            return None
+
     def stack_functions(self, task: int) -> Optional[List[str]]:
         try:
             # An int would be taken as a PID: pass the task_struct.

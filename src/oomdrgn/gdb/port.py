@@ -330,6 +330,15 @@ class GdbPort:
     def find_task(self, pid: int) -> Optional[int]:
         return None  # the core walks the tasks
 
+    def symbol_name(self, address: int) -> Optional[str]:
+        try:
+            block = gdb.block_for_pc(address)
+        except (gdb.error, RuntimeError):
+            block = None
+        while block is not None and block.function is None:
+            block = block.superblock
+        return block.function.name if block is not None else None
+
     def stack_functions(self, task: int) -> Optional[List[str]]:
         """The OOM-path functions (:data:`oomdrgn.core.oom.OOM_PATH`) whose code
         addresses sit on *task*'s kernel stack between the ``$sp`` of the vCPU
@@ -350,6 +359,8 @@ class GdbPort:
             sym = self.symbol(name)
             if sym is not None and sym[1]:
                 ranges.append((sym[0], sym[0] + sym[1], name))
+        if not ranges:
+            return None  # no function's extent known: the stack cannot tell
         start = sp & ~7
         try:
             data = self.read(start, base + size - start)

@@ -45,7 +45,7 @@ __all__ = ["Artifacts", "IDLE_POPULATION", "KILL_FUNCTION", "MEMCG_POPULATION",
            "SWAP_POPULATION", "idle_scores", "kill_line", "kill_moment", "memcg_kill_moment",
            "memcg_panic", "memcg_report", "memcg_v1_report_moment", "MEMCG_V1_ROOT",
            "numa_kill_moment", "oom_table", "panic_snapshot",
-           "slab_kill_moment", "summary_line", "sysrq_table"]
+           "slab_kill_moment", "summary_line", "sysrq_kill_moment", "sysrq_table"]
 
 KILL_FUNCTION = "__oom_kill_process"
 _TABLE_END = ("oom-kill:", "Out of memory", "Memory cgroup out of memory", "Kernel panic")
@@ -275,7 +275,8 @@ def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Seque
                  guest_options: Optional[Mapping[str, Any]] = None,
                  cgroup_root: Optional[str] = None,
                  break_at: Optional[int] = None,
-                 print_moment: Optional[int] = None) -> Artifacts:
+                 print_moment: Optional[int] = None,
+                 trigger: Optional[Callable[[Guest], Dict[str, List[int]]]] = None) -> Artifacts:
     started = time.monotonic()
     workdir = _workdir(workdir)
     kpaths = kernel_paths(kernel)
@@ -295,8 +296,11 @@ def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Seque
                      machine=kpaths.machine) as gdb:
             gdb.hbreak(address if print_moment is None else print_moment)
             gdb.cont()
-            pids["oomhog"] = [start_hog(guest, cpu=cpu, cgroup=hog_cgroup,
-                                        cgroup_root=cgroup_root)]
+            if trigger is not None:  # what brings the OOM, instead of the hog
+                pids.update(trigger(guest))
+            else:
+                pids["oomhog"] = [start_hog(guest, cpu=cpu, cgroup=hog_cgroup,
+                                            cgroup_root=cgroup_root)]
             gdb.wait_stop(timeout)
             printed: Dict[str, Path] = {}
             if print_moment is not None:  # first the moment of the print, then the kill
@@ -563,6 +567,25 @@ def sysrq_table(kernel: str, workdir: Union[str, Path, None] = None,
         lines = guest.kernel_lines()
     return _artifacts(kernel, workdir, vmcores, lines, pids, started,
                       cgroups=_cgroups(population), swap_mb=swap_mb)
+
+
+def sysrq_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
+                      population: Sequence[Member] = DEFAULT_POPULATION,
+                      fmt: Union[str, Sequence[str]] = "elf",
+                      timeout: float = 600.0) -> Artifacts:
+    """sysrq-f, dumped at ``__oom_kill_process``: ``moom_callback()`` runs the
+    OOM killer on a kworker (``order=-1``, ``gfp_mask=0xcc0(GFP_KERNEL)``, and
+    ``dump_stack()``'s ``Workqueue: events moom_callback`` line)."""
+    def trigger(guest: Guest) -> Dict[str, List[int]]:
+        # In the background, a second later: the guest stops at the breakpoint
+        # (in the kworker) only after the shell has answered. The writer then
+        # stops itself: exiting would free its stack and page tables on the
+        # other CPU while the kworker prints Mem-Info, and spinning would make
+        # a second busy CPU (with no registers in arm64 kdump files, the OOM's
+        # task is then the only busy one).
+        guest.start("sh -c 'sleep 1; echo f > /proc/sysrq-trigger; kill -STOP $$'")
+        return {}
+    return _kill_moment(kernel, workdir, population, fmt, timeout, None, 0, trigger=trigger)
 
 
 #: slab_kill_moment()'s population: a little user memory besides the hog.
