@@ -70,37 +70,37 @@ def kernel(request):
     return kernel_paths(request.param)
 
 
-@pytest.fixture(scope="session")
-def panic(kernel):
-    """vm.panic_on_oom=1 + hog: the guest paused at the panic, dumped in both formats."""
-    art = _scenario(panic_snapshot, kernel)
-    yield art
-    shutil.rmtree(art.workdir, ignore_errors=True)
+def _scenario_fixture(name: str, fn, doc: str, **kw):
+    """A session fixture: scenario *fn* once per kernel, both dump formats (see
+    :func:`tests.vm.oracle.scenario`), its workdir removed when that kernel's
+    tests are done."""
+    def fixture(kernel):
+        art = _scenario(fn, kernel, **kw)
+        yield art
+        shutil.rmtree(art.workdir, ignore_errors=True)
+    fixture.__doc__ = doc
+    return pytest.fixture(fixture, scope="session", name=name)
 
 
-@pytest.fixture(scope="session")
-def killed(kernel):
-    """Dumped at a hardware breakpoint on __oom_kill_process, then the real kill line."""
-    art = _scenario(kill_moment, kernel, population=KILL_POPULATION)
-    yield art
-    shutil.rmtree(art.workdir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def memcg_panicked(kernel):
-    """A memcg OOM in /job (nested groups, processes outside too) with
-    vm.panic_on_oom=2: the kernel printed the memcg's table, then panicked."""
-    art = _scenario(memcg_panic, kernel)
-    yield art
-    shutil.rmtree(art.workdir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def memcg_killed(kernel):
-    """A memcg OOM dumped at __oom_kill_process, then the kernel's memcg kill line."""
-    art = _scenario(memcg_kill_moment, kernel)
-    yield art
-    shutil.rmtree(art.workdir, ignore_errors=True)
+panic = _scenario_fixture(
+    "panic", panic_snapshot,
+    "vm.panic_on_oom=1 + hog: the guest paused at the panic, dumped in both formats.")
+killed = _scenario_fixture(
+    "killed", kill_moment,
+    "Dumped at a hardware breakpoint on __oom_kill_process, then the real kill line.",
+    population=KILL_POPULATION)
+memcg_panicked = _scenario_fixture(
+    "memcg_panicked", memcg_panic,
+    "A memcg OOM in /job (nested groups, processes outside too) with vm.panic_on_oom=2: "
+    "the kernel printed the memcg's table, then panicked.")
+memcg_killed = _scenario_fixture(
+    "memcg_killed", memcg_kill_moment,
+    "A memcg OOM dumped at __oom_kill_process, then the kernel's memcg kill line.")
+slab = _scenario_fixture("slab", slab_kill_moment, ":func:`slab_kill_moment`.")
+numa = _scenario_fixture("numa", numa_kill_moment, ":func:`numa_kill_moment`.")
+sysrq_killed = _scenario_fixture(
+    "sysrq_killed", sysrq_kill_moment,
+    ":func:`sysrq_kill_moment`: sysrq-f's OOM on a kworker, dumped at __oom_kill_process.")
 
 
 @pytest.fixture(scope="session")
@@ -113,31 +113,6 @@ def idle(kernel):
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    yield art
-    shutil.rmtree(art.workdir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def slab(kernel):
-    """:func:`slab_kill_moment` (one boot, both dump formats)."""
-    art = _scenario(slab_kill_moment, kernel)
-    yield art
-    shutil.rmtree(art.workdir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def sysrq_killed(kernel):
-    """:func:`sysrq_kill_moment`: sysrq-f's OOM on a kworker, dumped at
-    ``__oom_kill_process`` (one boot, both dump formats)."""
-    art = _scenario(sysrq_kill_moment, kernel)
-    yield art
-    shutil.rmtree(art.workdir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def numa(kernel):
-    """:func:`numa_kill_moment` (one boot, both dump formats)."""
-    art = _scenario(numa_kill_moment, kernel)
     yield art
     shutil.rmtree(art.workdir, ignore_errors=True)
 
