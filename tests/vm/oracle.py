@@ -39,3 +39,13 @@ def scenario(fn, kernel, **kw):
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
+
+
+def panic_report(art):
+    """The console lines of a panic's report (no kill line: from its invoked line
+    to ``Kernel panic``), by part (:func:`oomdrgn.core.report_sections.split_report`)."""
+    from oomdrgn.core.report_sections import split_report
+    lines = art.console_lines
+    start = max(i for i, text in enumerate(lines) if " invoked oom-killer: " in text)
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("Kernel panic"))
+    return split_report(lines[start:end])

@@ -194,17 +194,13 @@ def test_oom_report_on_swap_panic_is_the_kernels(kernel, swap_panicked):
     anyway must be proven to have moved)."""
     import json
 
-    from oomdrgn.core.report_sections import split_report
     from oomdrgn.drgn.backend import reader_for
     from oomdrgn.drgn.program import open_program
 
-    from .oracle import run_oomdrgn
+    from .oracle import panic_report, run_oomdrgn
     from .showmem_proof import assert_same_or_moved
     art = swap_panicked
-    lines = art.console_lines
-    start = max(i for i, text in enumerate(lines) if " invoked oom-killer: " in text)
-    end = next(i for i in range(start, len(lines)) if lines[i].startswith("Kernel panic"))
-    printed = split_report(lines[start:end])
+    printed = panic_report(art)
     res = run_oomdrgn("-q", "-c", art.vmcore, "-s", kernel.vmlinux, "oom-report", "--json")
     sections = {s["name"]: s for s in json.loads(res.stdout)["sections"]}
     assert {"invoked", "dump_stack", "show_mem", "tasks"} <= set(printed)  # a panic: no summary

@@ -20,7 +20,7 @@ from oomdrgn.core.report_sections import split_report
 from oomdrgn.drgn.backend import reader_for
 from oomdrgn.drgn.program import open_program
 
-from .oracle import FORMATS, run_oomdrgn
+from .oracle import FORMATS, panic_report, run_oomdrgn
 from .showmem_proof import assert_same_or_moved
 
 EXACT = ("invoked", "dump_stack", "memcg", "show_mem", "slab", "protection", "tasks",
@@ -157,7 +157,7 @@ def test_report_at_the_panic_sets_every_memory_line_beside_memory(kernel, panic,
     # panic_on_oom: the report was printed, then the kernel panicked (the other
     # CPUs stopped, counters may have moved): every logged line is the same now,
     # or reported as moved with the values that moved; none goes unaccounted.
-    printed = _kernel_report_of(panic)
+    printed = panic_report(panic)
     mc = _memory_comparison(kernel, panic, fmt)
     assert mc is not None and set(mc["parts"]) - {"protection"} == {"show_mem"}
     lines = mc["parts"]["show_mem"]
@@ -171,7 +171,7 @@ def test_report_at_the_panic_sets_every_memory_line_beside_memory(kernel, panic,
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_report_of_a_memcg_panic_sets_the_memcg_lines_beside_memory(kernel, memcg_panicked, fmt):
-    printed = _kernel_report_of(memcg_panicked)
+    printed = panic_report(memcg_panicked)
     mc = _memory_comparison(kernel, memcg_panicked, fmt)
     assert mc["args"]["memcg"] == memcg_panicked.memcg
     lines = mc["parts"]["memcg"]
@@ -180,11 +180,3 @@ def test_report_of_a_memcg_panic_sets_the_memcg_lines_beside_memory(kernel, memc
     logged = [c["logged"] for c in lines]
     assert logged[:len(printed["memcg"])] == printed["memcg"]
     assert all(c["verdict"] in ("same", "moved") for c in lines), lines
-
-
-def _kernel_report_of(art):
-    """The console lines of a panic's report (no kill line), by part."""
-    lines = art.console_lines
-    start = max(i for i, text in enumerate(lines) if " invoked oom-killer: " in text)
-    end = next(i for i in range(start, len(lines)) if lines[i].startswith("Kernel panic"))
-    return split_report(lines[start:end])

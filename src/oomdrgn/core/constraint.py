@@ -7,14 +7,14 @@ the OOM task's ``mems_allowed``, its cpuset's ancestors, ``tsk->mempolicy``.
 """
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from . import vmstat
 from .badness import global_totalpages, memcg_totalpages
 from .errors import ReadError
 from .port import Fault
 
-__all__ = ["Constraint", "constrained_alloc", "oom_cpuset_eligible", "CONSTRAINTS"]
+__all__ = ["Constraint", "constrained_alloc", "oom_cpuset_eligible", "cpuset_filter", "CONSTRAINTS"]
 
 CONSTRAINTS = ("CONSTRAINT_NONE", "CONSTRAINT_CPUSET", "CONSTRAINT_MEMORY_POLICY",
                "CONSTRAINT_MEMCG")
@@ -191,21 +191,33 @@ def _mempolicy_in_oom_domain(reader, task: int, mask: Sequence[int]) -> bool:
     return bool(set(_nodes(reader, pol + nodes_off)) & set(mask))
 
 
-def oom_cpuset_eligible(reader, task: int, c: Constraint) -> bool:
-    """``oom_cpuset_eligible(task, oc)`` of a global OOM: some thread of *task*
-    shares memory with the OOM (its mempolicy meets ``oc->nodemask``, else its
-    ``mems_allowed`` meets current's)."""
+def cpuset_filter(reader, c: Constraint) -> Optional[Callable[[int], bool]]:
+    """``oom_cpuset_eligible()`` of a global OOM as a test of one task, made
+    once per scan (current's nodes read once); None where every task is
+    eligible (a memcg OOM, no ``CONFIG_NUMA``, no nodemask and no current task)."""
     if c.name == "CONSTRAINT_MEMCG" or not c.numa:
-        return True
+        return None
     if c.nodemask is None and c.current is None:
-        return True
-    # (c.current is set when c.nodemask is None: see the return above.)
-    mine = (set(_task_nodes(reader, c.current))
-            if c.nodemask is None and c.current is not None else set())
-    for t in reader.threads(task):
-        if c.nodemask is not None:
-            if _mempolicy_in_oom_domain(reader, t, c.nodemask):
+        return None
+    nodemask, current = c.nodemask, c.current
+    # (current is set when nodemask is None: see the return above.)
+    mine = set(_task_nodes(reader, current)) if current is not None and nodemask is None \
+        else set()
+
+    def eligible(task: int) -> bool:
+        """Some thread of *task* shares memory with the OOM (its mempolicy meets
+        ``oc->nodemask``, else its ``mems_allowed`` meets current's)."""
+        for t in reader.threads(task):
+            if nodemask is not None:
+                if _mempolicy_in_oom_domain(reader, t, nodemask):
+                    return True
+            elif mine & set(_task_nodes(reader, t)):
                 return True
-        elif mine & set(_task_nodes(reader, t)):
-            return True
-    return False
+        return False
+    return eligible
+
+
+def oom_cpuset_eligible(reader, task: int, c: Constraint) -> bool:
+    """``oom_cpuset_eligible(task, oc)`` of a global OOM (see :func:`cpuset_filter`)."""
+    eligible = cpuset_filter(reader, c)
+    return eligible is None or eligible(task)

@@ -9,7 +9,7 @@ from typing import Iterator, List, Optional, Tuple, Union
 
 from .badness import (LONG_MAX, LONG_MIN, MMF_OOM_SKIP, badness_points, global_totalpages,
                       memcg_totalpages, proc_oom_score)
-from .constraint import Constraint, oom_cpuset_eligible
+from .constraint import Constraint, cpuset_filter
 from .model import Candidate, ReadFailure, Row, Selection
 from .oom import (ReadError, Reader, TargetError, _needs_percpu, dump_tasks, find_lock_task_mm,
                   oom_unkillable_task)
@@ -70,11 +70,9 @@ def select_bad_process(reader: Reader, memcg: Optional[str] = None,
     # Once per scan, not per task (the loop runs 10,000+ times).
     percpu = _needs_percpu(reader, "badness")
     rule, page_shift, era = info.rules["badness"], info.page_shift, info.badness_era
-    # oom_cpuset_eligible() answers True for every task without a nodemask or
-    # a current task to compare with: asked only where it can say no.
-    cpusets = (constraint is not None and not memcg and constraint.numa
-               and constraint.name != "CONSTRAINT_MEMCG"
-               and (constraint.nodemask is not None or constraint.current is not None))
+    # oom_cpuset_eligible(), made once per scan (None: every task eligible).
+    eligible = cpuset_filter(reader, constraint) if constraint is not None and not memcg \
+        else None
     task, mm = reader.task, reader.mm
     known = getattr(reader, "task_mm_memo", None) or {}  # find_lock_task_mm() answers
     for p in _scan(reader, memcg):
@@ -85,7 +83,7 @@ def select_bad_process(reader: Reader, memcg: Optional[str] = None,
             continue
         if oom_unkillable_task(rec):
             continue  # not listed: init and kernel threads are never candidates
-        if cpusets and not oom_cpuset_eligible(reader, p, constraint):  # type: ignore[arg-type]
+        if eligible is not None and not eligible(p):
             add(Candidate(rec.pid, rec.comm, None, "skipped: shares no memory node "
                           "with the OOM (oom_cpuset_eligible)", rec.oom_score_adj))
             continue
