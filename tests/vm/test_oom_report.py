@@ -64,6 +64,10 @@ def _check_parts(printed, doc, memcg, kernel=None, art=None, fmt=None):
             _assert_moved_after_the_print(kernel, art, fmt, printed["memcg"],
                                           sections[name]["lines"])
             continue
+        if name == "kill" and sections[name]["lines"] != printed.get(name):
+            _assert_victim_synced_its_rss(kernel, art, fmt, printed["kill"][0],
+                                          sections[name]["lines"][0])
+            continue
         assert sections[name]["lines"] == printed.get(name), name
     frames = sections["frames"]  # never held to the kernel's text, and marked so
     assert not frames["exact"]
@@ -80,6 +84,29 @@ def _assert_moved_after_the_print(kernel, art, fmt, printed, now):
     assert mem_cgroup_print_oom_meminfo(reader_for(prog), art.memcg).lines == printed
     shape = re.compile(r"\d+")
     assert [shape.sub("#", line) for line in now] == [shape.sub("#", line) for line in printed]
+
+
+_RSS = re.compile(r"\b(anon|file|shmem)-rss:(\d+)kB")
+#: enum mm_counter_type's names, by the kill line's field.
+_COUNTER = {"file": "MM_FILEPAGES", "anon": "MM_ANONPAGES", "shmem": "MM_SHMEMPAGES"}
+
+
+def _assert_victim_synced_its_rss(kernel, art, fmt, printed, now):
+    """The kill line's RSS went up between the dump and the print by exactly what
+    the victim had counted in its own task_struct and not yet added to its mm
+    (SPLIT_RSS_COUNTING, before f1a7941243c1 ("mm: convert mm's rss stats into
+    percpu_counter") (in v6.2)): do_send_sig_info() woke it on another CPU, and
+    do_exit() -> exit_mm() -> sync_mm_rss() added them before pr_err() read the mm."""
+    from drgn.helpers.linux.pid import find_task
+    assert _RSS.sub("", printed) == _RSS.sub("", now), (printed, now)
+    prog = open_program(core=str(art.vmcores[fmt]), vmlinux=[str(kernel.vmlinux)])
+    pid = int(re.search(r"Killed process (\d+) ", now).group(1))
+    task = find_task(prog, pid)
+    assert task and task.type_.type.has_member("rss_stat"), "the kill line moved, with no pending RSS"
+    kib = prog["PAGE_SIZE"].value_() // 1024
+    for (field, was), (_, then) in zip(_RSS.findall(now), _RSS.findall(printed)):
+        pending = task.rss_stat.count[prog[_COUNTER[field]]].value_()
+        assert int(then) == int(was) + pending * kib, (field, was, pending, then)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
