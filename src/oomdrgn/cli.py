@@ -7,9 +7,17 @@ import sys
 from typing import List, Optional, cast
 
 from .commands.subcommands import add_rule_argument, add_subcommands, run_command
-from .core.errors import EXIT_INTERNAL, OomdrgnError
+from .core.errors import EXIT_INTERNAL, EXIT_USAGE, OomdrgnError
 
 __all__ = ["main", "build_parser"]
+
+
+def _address(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (hex with 0x, "
+                                         "or decimal)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,19 +26,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="What the Linux OOM killer sees, prints and would kill, "
                     "from a vmcore, the live kernel or a QEMU guest.")
     target = parser.add_mutually_exclusive_group()
-    target.add_argument("-c", "--core", metavar="VMCORE", help="a vmcore (ELF or kdump)")
+    target.add_argument("-c", "--core", metavar="VMCORE", action="append",
+                        help="a vmcore (ELF or kdump), or a raw RAM image FILE@PADDR "
+                             "(repeatable: one per bank)")
     target.add_argument("-k", "--kernel", action="store_true",
                         help="the running kernel, through /proc/kcore (root; the default)")
     target.add_argument("--qemu", metavar="QMP_SOCKET", help="a QEMU guest's QMP socket")
     parser.add_argument("-s", "--symbols", metavar="VMLINUX", action="append", default=[],
                         help="debug vmlinux (repeatable; default: drgn's debug info search)")
+    parser.add_argument("--vmcoreinfo", metavar="FILE",
+                        help="the kernel's VMCOREINFO text, for RAM images or ELF dumps "
+                             "without it (default: found in the images)")
+    parser.add_argument("--kaslr-offset", type=_address, metavar="OFFSET",
+                        help="the kernel's KASLR offset, over what the images say")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="how long to wait for a QMP socket to answer (default 10)")
     add_rule_argument(parser)
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="do not print the detected formats and counter rules on stderr")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    add_subcommands(parser)
+    sub = add_subcommands(parser)
+    p = sub.add_parser("shell", help="drgn's interactive console on the target, %%oom loaded")
+    p.add_argument("targets", nargs="*", metavar="TARGET",
+                   help="a vmcore, or raw RAM images FILE@PADDR (as -c)")
     return parser
 
 
@@ -47,8 +65,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             from .drgn.program import open_program
             from .drgn.backend import reader_for
+            from .drgn.physical import FOUND
+            if args.command == "shell" and args.targets:
+                if args.core or args.kernel or args.qemu:
+                    raise OomdrgnError("shell: give the target once (TARGET or -c/-k/--qemu)",
+                                       EXIT_USAGE)
+                args.core = args.targets
             prog = open_program(core=args.core, kcore=args.kernel, qemu=args.qemu,
-                                vmlinux=args.symbols, timeout=args.timeout)
+                                vmlinux=args.symbols, timeout=args.timeout,
+                                vmcoreinfo=args.vmcoreinfo, kaslr_offset=args.kaslr_offset)
+            if not args.quiet and FOUND in prog.config:
+                print(f"oomdrgn: {prog.config[FOUND]}", file=sys.stderr)
+            if args.command == "shell":
+                from .drgn.shell import run_shell
+                return run_shell(prog, quiet=args.quiet)
             reader = reader_for(prog, args.counter_rule)
             if not args.quiet:
                 print(f"oomdrgn: {reader.info.describe()}", file=sys.stderr)

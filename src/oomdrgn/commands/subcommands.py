@@ -33,7 +33,7 @@ def add_rule_argument(parser: argparse.ArgumentParser) -> None:
                              "from the kernel's code)")
 
 
-def add_subcommands(parser: argparse.ArgumentParser) -> None:
+def add_subcommands(parser: argparse.ArgumentParser) -> "argparse._SubParsersAction":
     """Add the subcommands (tasks, kill, victim, score, summary, report, parse,
     oom-report, show-mem) to *parser*."""
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -65,6 +65,7 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
                    help="the task that hit the OOM (default: the panicking/busy CPU's)")
     add_report_subcommands(sub)
     add_oom_report_subcommands(sub)
+    return sub
 
 
 def _kernel_json(reader: Reader) -> dict:

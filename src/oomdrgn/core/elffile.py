@@ -5,9 +5,9 @@ the printk formats can be found without reading megabytes of target memory.
 """
 
 import struct
-from typing import BinaryIO, Dict, Iterable, Optional, Tuple
+from typing import BinaryIO, Dict, Iterable, List, Optional, Tuple
 
-__all__ = ["read_section", "elf_machine", "load_segments", "symbol_values"]
+__all__ = ["read_section", "elf_machine", "load_segments", "symbol_values", "core_note_names"]
 
 _EM = {62: "x86_64", 183: "aarch64"}
 
@@ -70,6 +70,31 @@ def load_segments(path: str):
         if p_type == 1:  # PT_LOAD
             out.append((p_paddr, p_offset, p_filesz))
     return out
+
+
+def core_note_names(path: str) -> List[bytes]:
+    """The names of the notes in the PT_NOTE segments of a 64-bit little-endian
+    ELF core (``b"CORE"``, ``b"VMCOREINFO"``, ...)."""
+    names = []
+    with open(path, "rb") as f:
+        head = f.read(64)
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+        for i in range(len(table) // max(phentsize, 1)):
+            p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", table,
+                                                                     i * phentsize)
+            if p_type != 4 or p_filesz > 1 << 24:  # PT_NOTE
+                continue
+            f.seek(p_offset)
+            notes = f.read(p_filesz)
+            j = 0
+            while j + 12 <= len(notes):
+                namesz, descsz, _ = struct.unpack_from("<III", notes, j)
+                names.append(notes[j + 12:j + 12 + namesz].rstrip(b"\0"))
+                j += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+    return names
 
 
 def symbol_values(path: str, names: Iterable[str]) -> Dict[str, Tuple[int, int]]:

@@ -4,6 +4,7 @@ import json
 import os
 import sys
 import socket
+import struct
 import platform as host_platform
 from typing import Optional, Sequence, Tuple, Union
 
@@ -11,7 +12,8 @@ import drgn
 from drgn import Architecture, FaultError, Platform, PlatformFlags, Program
 
 from ..core.diskdump import DiskDump, DiskDumpError, block_size_mismatch
-from ..core.elffile import elf_machine, load_segments
+from ..core.elffile import core_note_names, elf_machine, load_segments
+from ..core.rawimage import RawImageError, elf_banks, is_bank_spec, open_banks
 from ..core.errors import (EXIT_DEBUGINFO, EXIT_PERMISSION, EXIT_TARGET, OomdrgnError)
 
 __all__ = ["open_program", "core_format"]
@@ -39,7 +41,8 @@ def core_format(path: str) -> str:
         return "kdump"
     if magic.startswith(b"makedumpfile"):
         return "flattened"
-    raise OomdrgnError(f"{path}: not a vmcore (neither ELF nor kdump format)", EXIT_TARGET)
+    raise OomdrgnError(f"{path}: not a vmcore (neither ELF nor kdump format; a raw RAM "
+                       "image? give its physical address: FILE@PADDR)", EXIT_TARGET)
 
 
 def elf_core_extent(path: str) -> int:
@@ -156,9 +159,52 @@ def _kdump_by_blocks(core: str, vmlinux: Sequence[str]) -> Program:
     return prog
 
 
-def _set_target(prog_args: dict, core: Optional[str], kcore: bool, qemu: Optional[str],
-                vmlinux: Sequence[str], timeout: float = 10.0) -> Program:
-    if core is not None:
+def _physical_target(cores: Sequence[str], vmlinux: Sequence[str],
+                     vmcoreinfo: Optional[str], kaslr_offset: Optional[int]) -> Optional[Program]:
+    """A Program over physical memory for raw images (``FILE@PADDR``), an ELF
+    dump without VMCOREINFO, or any dump with ``--vmcoreinfo``/``--kaslr-offset``;
+    ``None`` for a dump drgn opens itself."""
+    from .physical import open_physical
+    override = vmcoreinfo is not None or kaslr_offset is not None
+    if len(cores) > 1 or any(is_bank_spec(c) for c in cores):
+        try:
+            banks = open_banks(cores)
+        except RawImageError as e:
+            raise OomdrgnError(str(e), EXIT_TARGET) from None
+        return open_physical(banks, vmlinux, vmcoreinfo, kaslr_offset,
+                             label=", ".join(str(b) for b in banks))
+    core = cores[0]
+    if core_format(core) != "elf":
+        if override:
+            raise OomdrgnError("--vmcoreinfo and --kaslr-offset apply to raw RAM images "
+                               "and ELF dumps, not to kdump files", EXIT_TARGET)
+        return None
+    try:
+        has_note = b"VMCOREINFO" in core_note_names(core)
+    except (OSError, struct.error) as e:
+        raise OomdrgnError(f"{core}: cannot read vmcore: {e}", EXIT_TARGET) from None
+    if has_note and not override:
+        return None
+    _warn_if_truncated(core)
+    banks = elf_banks(core, load_segments(core))
+    if not banks:
+        raise OomdrgnError(f"{core}: an ELF file with no memory (no PT_LOAD segments)",
+                           EXIT_TARGET)
+    return open_physical(banks, vmlinux, vmcoreinfo, kaslr_offset,
+                         label=core if has_note else f"{core} (no VMCOREINFO note)")
+
+
+def _set_target(prog_args: dict, core: Union[str, Sequence[str], None], kcore: bool,
+                qemu: Optional[str], vmlinux: Sequence[str], timeout: float = 10.0,
+                vmcoreinfo: Optional[str] = None,
+                kaslr_offset: Optional[int] = None) -> Program:
+    if isinstance(core, str):
+        core = [core]
+    if core:
+        physical = _physical_target(core, vmlinux, vmcoreinfo, kaslr_offset)
+        if physical is not None:
+            return physical
+        core = core[0]
         fmt = core_format(core)
         if fmt == "kdump" and block_size_mismatch(core):
             return _kdump_by_blocks(core, vmlinux)
@@ -171,6 +217,9 @@ def _set_target(prog_args: dict, core: Optional[str], kcore: bool, qemu: Optiona
         if fmt == "elf":
             _warn_if_truncated(core)
         return prog
+    if vmcoreinfo is not None or kaslr_offset is not None:
+        raise OomdrgnError("--vmcoreinfo and --kaslr-offset apply to dumps and RAM images "
+                           "(-c), not to a running kernel", EXIT_TARGET)
     prog = Program()
     if qemu is not None:
         running = _probe_qmp(qemu, timeout)
@@ -233,17 +282,22 @@ def _release(prog: Program) -> str:
             return "unknown"
 
 
-def open_program(core: Optional[str] = None, kcore: bool = False, qemu: Optional[str] = None,
-                 vmlinux: Sequence[str] = (), timeout: float = 10.0) -> Program:
+def open_program(core: Union[str, Sequence[str], None] = None, kcore: bool = False,
+                 qemu: Optional[str] = None, vmlinux: Sequence[str] = (),
+                 timeout: float = 10.0, vmcoreinfo: Optional[str] = None,
+                 kaslr_offset: Optional[int] = None) -> Program:
     """A Program for one target, with the main kernel's debug info loaded.
 
-    :param core: path of a vmcore (ELF or kdump; QEMU's kdump-zlib included)
+    :param core: path of a vmcore (ELF or kdump; QEMU's kdump-zlib included),
+        or raw RAM images, one ``FILE@PADDR`` per bank (a list)
     :param kcore: the live kernel through /proc/kcore (root)
     :param qemu: a QEMU QMP socket
     :param vmlinux: explicit debug vmlinux files (default: drgn's search)
     :param timeout: seconds to wait for a QMP socket's greeting
+    :param vmcoreinfo: a file with the kernel's VMCOREINFO text, for images without it
+    :param kaslr_offset: the kernel's KASLR offset, over what the images say
     :raises OomdrgnError: one-line, user-facing, with an exit status
     """
-    prog = _set_target({}, core, kcore, qemu, vmlinux, timeout)
+    prog = _set_target({}, core, kcore, qemu, vmlinux, timeout, vmcoreinfo, kaslr_offset)
     _load_debug_info(prog, vmlinux)
     return prog

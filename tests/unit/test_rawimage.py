@@ -1,0 +1,71 @@
+"""Raw RAM images: bank specs, overlap and VMCOREINFO search (synthetic banks)."""
+
+import pytest
+
+from oomdrgn.core.rawimage import (PhysicalMemory, RawImageError, find_vmcoreinfo,
+                                   open_banks, parse_bank_spec, parse_vmcoreinfo)
+from oomdrgn.core.rawkernel import set_kernel_offset
+
+INFO = b"OSRELEASE=6.1.0-50-cloud-amd64\nBUILD-ID=ab\nPAGESIZE=4096\n" \
+       b"SYMBOL(swapper_pg_dir)=ffffffff8260a000\nKERNELOFFSET=0\n"
+
+
+@pytest.mark.parametrize("spec, want", [("ram.bin@0x80000000", ("ram.bin", 0x80000000)),
+                                        ("ram.bin@4096", ("ram.bin", 4096)),
+                                        ("dir/a@b.bin@0x0", ("dir/a@b.bin", 0)),
+                                        ("ram.bin@0x8000_0000", ("ram.bin", 0x80000000))])
+def test_parse_bank_spec(spec, want):
+    assert parse_bank_spec(spec) == want
+
+
+@pytest.mark.parametrize("spec", ["ram.bin", "ram.bin@", "ram.bin@zz", "@0x0", "ram.bin@-1"])
+def test_bad_bank_spec(spec):
+    with pytest.raises(RawImageError):
+        parse_bank_spec(spec)
+
+
+def _bank(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_banks_sorted_and_read_across(tmp_path):
+    a = _bank(tmp_path, "a", b"A" * 8192)
+    b = _bank(tmp_path, "b", b"B" * 4096)
+    banks = open_banks([f"{b}@0x2000", f"{a}@0"])
+    assert [x.paddr for x in banks] == [0, 0x2000]
+    mem = PhysicalMemory(banks)
+    assert mem.read(0x1ffe, 4) == b"AABB"
+    with pytest.raises(LookupError):
+        mem.read(0x2ffe, 4)
+
+
+def test_overlapping_and_empty_banks(tmp_path):
+    a = _bank(tmp_path, "a", b"A" * 8192)
+    with pytest.raises(RawImageError, match="overlap"):
+        open_banks([f"{a}@0", f"{a}@0x1000"])
+    with pytest.raises(RawImageError, match="empty"):
+        open_banks([_bank(tmp_path, "e", b"") + "@0"])
+    with pytest.raises(RawImageError, match="no such"):
+        open_banks([str(tmp_path / "missing") + "@0"])
+
+
+def test_vmcoreinfo_found_as_the_page_and_as_the_note(tmp_path):
+    page = INFO + b"\0" * (4096 - len(INFO))
+    note = (b"\x0b\0\0\0" + len(INFO).to_bytes(4, "little") + b"\0\0\0\0"
+            + b"VMCOREINFO\0\0" + INFO)
+    noise = b"x" * 100 + b"OSRELEASE=not aligned\nPAGESIZE=4096\n"
+    data = noise.ljust(4096, b"\0") + page + note.ljust(4096, b"\0")
+    mem = PhysicalMemory(open_banks([_bank(tmp_path, "r", data) + "@0x40000000"]))
+    hits = list(find_vmcoreinfo(mem))
+    assert [(h.paddr, h.where) for h in hits] == [(0x40001000, "vmcoreinfo_data"),
+                                                  (0x40002018, "vmcoreinfo_note")]
+    assert all(h.text == INFO for h in hits)
+
+
+def test_kernel_offset_moves_the_symbols():
+    text = set_kernel_offset(INFO, 0x2a000000)
+    info = parse_vmcoreinfo(text)
+    assert info["KERNELOFFSET"] == "2a000000"
+    assert info["SYMBOL(swapper_pg_dir)"] == "ffffffffac60a000"
