@@ -25,6 +25,10 @@ _SYMBOLS = ("_text", "_end", "linux_banner", "__start_rodata", "phys_base", "ini
 #: the kernel image's physical alignment: x86-64 CONFIG_PHYSICAL_ALIGN (a
 #: multiple of 2 MiB), arm64 MIN_KIMG_ALIGN (2 MiB)
 _KERNEL_ALIGN = 0x200000
+#: arm64 (VA_BITS, TCR_EL1_T1SZ) to try without VMCOREINFO, commonest first:
+#: 48-bit; 52-bit (LPA2, or 64 KiB pages with LVA) on 52- and 48-bit hardware;
+#: 47, 42, 39 and 36-bit (16 KiB, 64 KiB and small 4 KiB configurations)
+_ARM64_VA_BITS = ((48, 16), (52, 12), (52, 16), (47, 17), (42, 22), (39, 25), (36, 28))
 #: arm64 Image header flags bits 1-2 (Documentation/arch/arm64/booting.rst)
 _ARM64_PAGE_SIZES = {1: 4096, 2: 16384, 3: 65536}
 
@@ -92,6 +96,11 @@ class Located:
     vmcoreinfo: bytes
     arch: str
     how: List[str] = field(default_factory=list)
+    #: further VMCOREINFO texts to try, in order, if ``vmcoreinfo`` does not
+    #: read ``banner`` at ``banner_virt`` through the page tables
+    alternatives: List[bytes] = field(default_factory=list)
+    banner_virt: Optional[int] = None
+    banner: bytes = b""
 
     @property
     def fields(self) -> Dict[str, str]:
@@ -221,7 +230,14 @@ def _from_banner(mem: PhysicalMemory, image: KernelImage) -> Located:
     except LookupError as e:
         raise LocateError(f"the RAM images are cut short inside the kernel ({e})") from None
     lines.append(f"KERNELOFFSET={offset:x}")
-    return Located(("\n".join(lines) + "\n").encode(), image.arch, how)
+    texts = [("\n".join(lines) + "\n").encode()]
+    if image.arch == "aarch64":
+        # VA_BITS is a build option, in no variable: each is tried by reading
+        # linux_banner through the page tables.
+        texts = [texts[0] + f"NUMBER(VA_BITS)={va}\nNUMBER(TCR_EL1_T1SZ)={t1sz}\n".encode()
+                 for va, t1sz in _ARM64_VA_BITS]
+    return Located(texts[0], image.arch, how, alternatives=texts[1:],
+                   banner_virt=image.symbol("linux_banner") + offset, banner=image.banner)
 
 
 def locate_kernel(mem: PhysicalMemory, vmlinux: Optional[str] = None,
