@@ -5,9 +5,23 @@ From any drgn script::
     from oomdrgn import tasks_table, kill_line
     print(tasks_table(prog), end="")
     print(kill_line(prog, 1234), end="")
+
+A ``drgn.Program`` on any target the command line opens, raw RAM images
+included::
+
+    prog = open_program(core=["ddr0.bin@0x80000000", "ddr1.bin@0x880000000"],
+                        vmlinux=["vmlinux"])
 """
 
-__all__ = ["tasks_table", "task_rows", "kill_line", "kernel_info"]
+__all__ = ["open_program", "tasks_table", "task_rows", "kill_line", "kernel_info"]
+
+
+def open_program(core=None, kcore=False, qemu=None, vmlinux=(), **options):
+    """A ``drgn.Program`` as ``oomdrgn -c``/``-k``/``--qemu`` opens it (see
+    :func:`oomdrgn.drgn.program.open_program`): ``core`` is a vmcore, or a list
+    of raw RAM images ``FILE@PADDR``; ``options``: ``vmcoreinfo``, ``kaslr_offset``."""
+    from .drgn.program import open_program as _open
+    return _open(core=core, kcore=kcore, qemu=qemu, vmlinux=vmlinux, **options)
 
 
 def _reader(prog, counter_rule=None):

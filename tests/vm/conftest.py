@@ -70,12 +70,14 @@ def kernel(request):
     return kernel_paths(request.param)
 
 
-def _scenario_fixture(name: str, fn, doc: str, **kw):
-    """A session fixture: scenario *fn* once per kernel, both dump formats (see
-    :func:`tests.vm.oracle.scenario`), its workdir removed when that kernel's
-    tests are done."""
+def _scenario_fixture(name: str, fn, doc: str, amd64=None, **kw):
+    """A session fixture: scenario *fn* once per kernel, both dump formats unless
+    ``formats=`` says others (see :func:`tests.vm.oracle.scenario`), its workdir
+    removed when that kernel's tests are done. *amd64*: more keyword arguments
+    for the x86-64 kernels only."""
     def fixture(kernel):
-        art = _scenario(fn, kernel, **kw)
+        more = amd64 if amd64 is not None and kernel.arch == "amd64" else {}
+        art = _scenario(fn, kernel, **kw, **more)
         yield art
         shutil.rmtree(art.workdir, ignore_errors=True)
     fixture.__doc__ = doc
@@ -98,6 +100,19 @@ memcg_killed = _scenario_fixture(
     "A memcg OOM dumped at __oom_kill_process, then the kernel's memcg kill line.")
 slab = _scenario_fixture("slab", slab_kill_moment, ":func:`slab_kill_moment`.")
 numa = _scenario_fixture("numa", numa_kill_moment, ":func:`numa_kill_moment`.")
+#: x86-64 raw images: 128 MB below the 4 GiB hole, 128 MB above (two banks at
+#: 0x0 and 0x100000000); arm64's one bank is cut in two (Guest.dump_raw).
+RAW_AMD64 = {"ram_below_4g_mb": 128}
+raw_panic = _scenario_fixture(
+    "raw_panic", panic_snapshot,
+    "The panic moment (KASLR on), dumped as ELF and as raw images of each RAM bank "
+    "(Artifacts.raw_banks, Artifacts.target_args('raw')).",
+    formats=("elf", "raw"), amd64=RAW_AMD64)
+raw_killed = _scenario_fixture(
+    "raw_killed", kill_moment,
+    "The kill moment with KASLR on (breakpoint at __oom_kill_process's runtime address), "
+    "dumped as ELF and as raw images of each RAM bank.",
+    formats=("elf", "raw"), amd64=RAW_AMD64, population=KILL_POPULATION, kaslr=True)
 sysrq_killed = _scenario_fixture(
     "sysrq_killed", sysrq_kill_moment,
     ":func:`sysrq_kill_moment`: sysrq-f's OOM on a kworker, dumped at __oom_kill_process.")

@@ -30,12 +30,12 @@ def check_fast_path(vmcore, vmlinux, percpu: bool) -> None:
     assert reader.target._linear is not None and reader.target._checked
 
 
-def scenario(fn, kernel, **kw):
-    """``fn(kernel.name, workdir, fmt=FORMATS, **kw)`` in a fresh /tmp workdir,
+def scenario(fn, kernel, formats=FORMATS, **kw):
+    """``fn(kernel.name, workdir, fmt=formats, **kw)`` in a fresh /tmp workdir,
     removed if the scenario fails (else by the fixture, with its dumps)."""
     workdir = tempfile.mkdtemp(prefix=f"oomdrgn-test-{fn.__name__}-{kernel.name}-", dir="/tmp")
     try:
-        return fn(kernel.name, workdir, fmt=FORMATS, **kw)
+        return fn(kernel.name, workdir, fmt=formats, **kw)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

@@ -273,6 +273,12 @@ def locate_kernel(mem: PhysicalMemory, vmlinux: Optional[str] = None,
             virt = image.symbol("linux_banner") + int(info.get("KERNELOFFSET", "0"), 16)
             where = kernel_phys(info, located.arch, virt)
             bank = mem.bank_of(where)
+            size = image.symbol("_end") - image.symbol("_text")
+            below = [b for b in mem.banks if b.paddr <= where and b.end > where - size]
+            if bank is None and below:
+                raise LocateError(f"the RAM images are cut short inside the kernel: "
+                                  f"{below[-1]} ends at {below[-1].end:#x}, linux_banner "
+                                  f"belongs at physical {where:#x}")
             why = ("in no image: a bank is missing or at the wrong address" if bank is None
                    else f"not there in {bank}: a bank at the wrong address, or another build")
             raise LocateError(f"the kernel's text is not where it should be: linux_banner "

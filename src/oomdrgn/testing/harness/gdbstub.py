@@ -1,7 +1,8 @@
 """Drive a real ``gdb`` against a guest's gdbstub, to stop it at a kernel function.
 
 GDB loads no symbol file: breakpoints go on raw addresses read with ``nm``
-from the vmlinux, which is valid because the guest boots with ``nokaslr``.
+from the vmlinux, which is valid because the guest boots with ``nokaslr``
+(with KASLR, moved by the offset the guest's ``/proc/kallsyms`` shows).
 An aarch64 vmlinux is read with ``aarch64-linux-gnu-nm`` and its guest driven
 by ``gdb-multiarch`` (the host's ``nm`` and ``gdb`` know only x86-64).
 """

@@ -2,8 +2,8 @@
 
 Serial port ttyS0 carries only the kernel console (to ``console.log``); ttyS1
 carries the shell that :meth:`Guest.run` drives through pexpect. QMP serves
-status, stop/cont and dumps; a second QMP socket is left free for
-``drgn --qemu``.
+status, stop/cont and dumps (ELF, kdump, and raw images of each RAM bank);
+a second QMP socket is left free for ``drgn --qemu``.
 
 arm64 kernels boot under ``qemu-system-aarch64 -M virt`` (TCG only), whose one
 serial port (PL011, ``ttyAMA0``) is the kernel console; the shell runs on a
@@ -29,7 +29,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Set, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import pexpect
 
@@ -38,7 +38,8 @@ from .initramfs import build_initramfs
 from .kernels import FETCH_COMMAND, HarnessError, KernelPaths, kernel_paths
 from .qmp import Qmp
 
-__all__ = ["BootDied", "BootRetryWarning", "Guest", "boot_panic", "strip_timestamp"]
+__all__ = ["BootDied", "BootRetryWarning", "Guest", "RAW_SPLIT", "boot_panic", "ram_banks",
+           "strip_timestamp"]
 
 QEMU = "qemu-system-x86_64"
 BASE_APPEND = "console=ttyS0 ignore_loglevel printk.time=1 panic=-1 log_buf_len=8M"
@@ -136,6 +137,47 @@ def _numa_args(nodes: int, smp: int, memory_mb: int) -> List[str]:
     return args
 
 
+#: a range of ``info mtree -f``: ``  0000000000100000-0000000007ffffff (prio 0, ram):
+#: pc.ram @0000000000100000`` (the ``@`` offset into the region, when not 0)
+_MTREE_RANGE = re.compile(r"^\s+([0-9a-f]+)-([0-9a-f]+) \(prio -?\d+, (\w+)\): (\S+)"
+                          r"(?: @([0-9a-f]+))?")
+#: the RAM regions of the machines the harness boots: ``pc.ram`` (x86 pc),
+#: ``mach-virt.ram`` (arm virt), ``ram`` (others; QEMU's machine ``default_ram_id``)
+#: and the harness's own NUMA backends ``numa<i>`` (:func:`_numa_args`). Other
+#: ``ram`` ranges of the address space are device memory (``vga.vram``...).
+_RAM_REGION = re.compile(r"(?:pc\.ram|mach-virt\.ram|ram|numa\d+)")
+#: where :meth:`Guest.dump_raw` cuts a machine's only RAM bank in two: 100 MiB
+#: + 0x5000 into it, rounded up to 64 KiB (0x6410000: a page boundary for 4, 16
+#: and 64 KiB pages, but not of a 2 MiB block, a section or a power of two)
+RAW_SPLIT = (100 * (1 << 20) + 0x5000 + 0xffff) & ~0xffff
+
+
+def ram_banks(mtree: str) -> List[Tuple[int, int]]:
+    """``(physical address, size)`` of each RAM bank in ``info mtree -f`` output.
+
+    The flat view of the system address space (``AS "memory"``) lists the
+    machine's RAM in pieces where devices sit on top of it (x86: VGA and the
+    option ROMs at 0xa0000-0xfffff, over ``pc.ram``), and the second piece of
+    a region mapped twice (x86 ``ram-below-4g`` and ``ram-above-4g`` are
+    aliases of ``pc.ram``) with its offset (``@0000000008000000``). Pieces of
+    one region at one displacement (address minus offset) are one bank.
+    """
+    views = re.split(r"^FlatView #\d+\n", mtree, flags=re.M)
+    view = next((v for v in views if re.search(r'^ AS "memory",', v, re.M)), None)
+    if view is None:
+        raise HarnessError(f'no flat view of AS "memory" in info mtree -f:\n{mtree[:2000]}')
+    spans: Dict[Tuple[str, int], Tuple[int, int]] = {}  # (region, displacement) -> [start, end)
+    for line in view.splitlines():
+        m = _MTREE_RANGE.match(line)
+        if not m or m.group(3) != "ram" or not _RAM_REGION.fullmatch(m.group(4)):
+            continue
+        start, end = int(m.group(1), 16), int(m.group(2), 16) + 1
+        key = (m.group(4), start - int(m.group(5) or "0", 16))
+        old = spans.get(key, (start, end))
+        spans[key] = (min(old[0], start), max(old[1], end))
+    return sorted((start, end - start) for start, end in spans.values())
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -162,15 +204,28 @@ class Guest:
         checks ``/proc/swaps``.
     :param numa_nodes: if > 1, that many NUMA nodes (QEMU ``-numa``): the
         memory split evenly, node ``i`` with the ``i``-th share of the CPUs.
+    :param ram_below_4g_mb: x86-64 only: at most this much RAM below 4 GiB
+        (``-M pc,max-ram-below-4g=<N>M``), the rest at 0x100000000, so the
+        guest has two RAM banks (:meth:`ram_banks`); default: QEMU's layout.
     """
 
     def __init__(self, kernel: Union[str, KernelPaths], *, workdir: Optional[str] = None,
                  keep: bool = False, smp: int = 2, memory_mb: int = 256, append: str = "",
                  nokaslr: Optional[bool] = None, gdb: bool = False, gdb_wait: bool = False,
                  accel: Optional[str] = None, boot_timeout: float = 180.0,
-                 swap_mb: int = 0, numa_nodes: int = 0) -> None:
+                 swap_mb: int = 0, numa_nodes: int = 0,
+                 ram_below_4g_mb: Optional[int] = None) -> None:
         self.kernel = kernel_paths(kernel) if isinstance(kernel, str) else kernel
         self.machine = _MACHINES[self.kernel.arch]
+        self.memory_mb = memory_mb
+        machine_args: List[str] = []
+        if ram_below_4g_mb is not None:
+            if self.kernel.arch != "amd64":
+                raise HarnessError(f"ram_below_4g_mb is for x86-64 guests, not {self.kernel.arch}")
+            # The pc machine (QEMU's default x86 machine) maps at most this much
+            # of its RAM below the 4 GiB PCI hole, the rest from 4 GiB up
+            # (aliases ram-below-4g and ram-above-4g of pc.ram).
+            machine_args = ["-M", f"pc,max-ram-below-4g={ram_below_4g_mb}M"]
         qemu = shutil.which(self.machine.qemu)
         if not qemu:
             raise HarnessError(f"{self.machine.qemu} not found: install {self.machine.package}")
@@ -206,7 +261,7 @@ class Guest:
         # One socket per NUMA node: CPUs of one socket share a cache, and a
         # kernel warns when they sit on different nodes.
         smp_arg = f"{smp},sockets={numa_nodes}" if numa_nodes > 1 else str(smp)
-        args = [qemu, *accel_args, "-smp", smp_arg, "-m", str(memory_mb),
+        args = [qemu, *accel_args, *machine_args, "-smp", smp_arg, "-m", str(memory_mb),
                 "-nographic", "-monitor", "none", "-no-reboot",
                 "-kernel", str(self.kernel.boot_image or self.kernel.vmlinuz),
                 "-initrd", str(initrd), "-append", cmdline,
@@ -434,7 +489,10 @@ class Guest:
 
         ``fmt`` is ``elf`` or ``kdump-zlib`` (or QEMU's other kdump-* formats);
         kdump output is unflattened unless ``flat``, so it reads like makedumpfile's.
+        ``raw``: :meth:`dump_raw` (files ``path.0``, ``path.1``...); returns the first.
         """
+        if fmt == "raw":
+            return self.dump_raw(path, timeout)[0][0]
         path = Path(path).resolve()
         self.qmp("dump-guest-memory", {"paging": False, "protocol": f"file:{path}",
                                        "format": fmt, "detach": True})
@@ -448,6 +506,56 @@ class Guest:
             if state == "failed" or time.monotonic() > deadline:
                 raise self._error(f"dump to {path} {state}")
             time.sleep(0.1)
+
+    def ram_banks(self) -> List[Tuple[int, int]]:
+        """``(physical address, size)`` of each RAM bank, as QEMU maps it
+        (``info mtree -f``, see :func:`ram_banks`), checked to add up to the
+        guest's memory size."""
+        mtree = self.qmp("human-monitor-command", {"command-line": "info mtree -f"})
+        banks = ram_banks(mtree)
+        if sum(size for _, size in banks) != self.memory_mb << 20:
+            raise self._error(f"RAM banks {[(hex(a), hex(n)) for a, n in banks]} do not add "
+                              f"up to the guest's {self.memory_mb} MB")
+        return banks
+
+    def pmemsave(self, path: Union[str, Path], paddr: int, size: int,
+                 timeout: float = 60.0) -> Path:
+        """Write ``size`` bytes of guest physical memory from ``paddr`` to
+        ``path``, bare (QMP ``pmemsave``: it returns once the file is written;
+        it reads through the system address space, so a range that a device
+        covers reads as that device)."""
+        path = Path(path).resolve()
+        self.qmp("pmemsave", {"val": paddr, "size": size, "filename": str(path)}, timeout)
+        return path
+
+    def dump_raw(self, path: Union[str, Path], timeout: float = 300.0,
+                 split: bool = True) -> List[Tuple[Path, int]]:
+        """A raw image of each RAM bank (what a JTAG probe's ``Data.SAVE.Binary``
+        writes: its bytes, no header): files ``path.0``, ``path.1``... in
+        address order. Stop the guest first.
+
+        :param split: a machine with one bank (arm64 ``virt``, x86 ``pc`` with
+            all RAM below 4 GiB) has it written as two, cut :data:`RAW_SPLIT`
+            into it, so a reader's reassembly of banks is exercised.
+        :returns: ``(file, physical address)`` of each bank.
+        """
+        banks = self.ram_banks()
+        if split and len(banks) == 1 and banks[0][1] > RAW_SPLIT:
+            (start, size), = banks
+            banks = [(start, RAW_SPLIT), (start + RAW_SPLIT, size - RAW_SPLIT)]
+        base = Path(path).resolve()
+        return [(self.pmemsave(f"{base}.{i}", start, size, timeout), start)
+                for i, (start, size) in enumerate(banks)]
+
+    def kallsyms(self, name: str) -> int:
+        """The runtime address of kernel symbol ``name``, read from the guest's
+        ``/proc/kallsyms`` (the shell is root: real addresses unless
+        ``kptr_restrict`` is 2); with KASLR it differs from the vmlinux's."""
+        out = self.run(f"grep ' {name}$' /proc/kallsyms")
+        addresses = {int(line.split()[0], 16) for line in out.splitlines() if line.strip()}
+        if len(addresses) != 1 or 0 in addresses:
+            raise self._error(f"/proc/kallsyms gives no single address for {name}:\n{out}")
+        return addresses.pop()
 
     # -- the kernel console -------------------------------------------------------
 

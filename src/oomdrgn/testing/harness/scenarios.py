@@ -20,7 +20,10 @@
 * :func:`numa_kill_moment`: :func:`kill_moment` on a two-node guest, the hog
   confined by a cpuset to node 0 (per-node lines, the node filter).
 
-Every scenario takes ``swap_mb`` (zram swap in the guest, see :class:`Guest`).
+Every scenario takes ``swap_mb`` (zram swap in the guest, see :class:`Guest`),
+and ``fmt``: the dump formats of the moment, ``elf``, ``kdump-zlib`` and
+``raw`` (bare images of each RAM bank, :meth:`Guest.dump_raw`; their files and
+addresses in :attr:`Artifacts.raw_banks`).
 """
 
 import json
@@ -129,6 +132,10 @@ class Artifacts:
     #: "RssShmem", "VmSwap", "VmPTE"}`` (kB; only the fields the kernel printed)
     status: Dict[int, Dict[str, int]] = field(default_factory=dict)
     swap_mb: int = 0
+    #: format ``raw``: ``(file, physical address)`` of each RAM bank's image, in
+    #: address order (``vmcores["raw"]`` is the first file; a ``print_vmcores["raw"]``
+    #: is ``print-vmcore.raw.0`` of the same banks)
+    raw_banks: List[Tuple[str, int]] = field(default_factory=list)
 
     def save(self) -> Path:
         """Write ``artifacts.json`` (all but the console lines) into the workdir."""
@@ -136,6 +143,15 @@ class Artifacts:
         path = self.workdir / "artifacts.json"
         path.write_text(json.dumps(data, indent=1, default=str) + "\n")
         return path
+
+    def target_args(self, fmt: str) -> List[str]:
+        """oomdrgn's arguments for the dump of format ``fmt``: ``["-c", FILE]``;
+        ``raw``: ``["-c", "FILE@0xPADDR", ...]``, one per RAM bank."""
+        if fmt != "raw":
+            return ["-c", str(self.vmcores[fmt])]
+        if not self.raw_banks:
+            raise KeyError("raw")  # as vmcores["raw"] would: no raw dump was taken
+        return [arg for path, paddr in self.raw_banks for arg in ("-c", f"{path}@{paddr:#x}")]
 
     def pids_in(self, cgroup: str) -> List[int]:
         """The pids of every member (and the hog) in ``cgroup`` or below it."""
@@ -198,8 +214,21 @@ def _formats(fmt: Union[str, Sequence[str]]) -> List[str]:
     return [fmt] if isinstance(fmt, str) else list(fmt)
 
 
-def _dump_all(guest: Guest, workdir: Path, formats: List[str]) -> Dict[str, Path]:
-    return {f: guest.dump(workdir / f"vmcore.{f}", f) for f in formats}
+def _dump_all(guest: Guest, workdir: Path, formats: List[str], prefix: str = "vmcore",
+              ) -> Tuple[Dict[str, Path], List[Tuple[str, int]]]:
+    """One dump per format of the stopped guest, ``<prefix>.<fmt>`` in ``workdir``
+    (``raw``: ``<prefix>.raw.0``, ``.1``..., one per RAM bank, the first in the
+    dict); and ``(file, physical address)`` of each raw bank."""
+    vmcores: Dict[str, Path] = {}
+    banks: List[Tuple[str, int]] = []
+    for f in formats:
+        if f == "raw":
+            banks = [(str(path), paddr)
+                     for path, paddr in guest.dump_raw(workdir / f"{prefix}.raw")]
+            vmcores[f] = Path(banks[0][0])
+        else:
+            vmcores[f] = guest.dump(workdir / f"{prefix}.{f}", f)
+    return vmcores, banks
 
 
 def _artifacts(kernel: str, workdir: Path, vmcores: Dict[str, Path], lines: List[str],
@@ -234,37 +263,50 @@ def _cgroups(population: Sequence[Member], hog: Optional[str] = None) -> Dict[st
 def panic_snapshot(kernel: str, workdir: Union[str, Path, None] = None,
                    population: Sequence[Member] = DEFAULT_POPULATION,
                    fmt: Union[str, Sequence[str]] = "elf",
-                   timeout: float = 600.0, swap_mb: int = 0, smp: int = 2) -> Artifacts:
+                   timeout: float = 600.0, swap_mb: int = 0, smp: int = 2,
+                   ram_below_4g_mb: Optional[int] = None) -> Artifacts:
     """Run ``population`` and a hog with ``vm.panic_on_oom=1``; dump the panicked guest.
 
+    The guest boots with KASLR (no gdbstub here, so no ``nokaslr``).
+
     :param workdir: kept, holds ``console.log``, ``vmcore.<fmt>``, ``artifacts.json``.
-    :param fmt: ``"elf"`` or ``"kdump-zlib"``, or several: one dump each, same moment.
+    :param fmt: ``"elf"``, ``"kdump-zlib"`` or ``"raw"``, or several: one dump
+        each, same moment.
     :param swap_mb: zram swap; the hog then fills it too before the OOM (its
         pages are same-filled, which zram stores almost for free).
+    :param ram_below_4g_mb: x86-64: RAM in two banks, see :class:`Guest`.
     """
     started = time.monotonic()
     workdir = _workdir(workdir)
-    with Guest(kernel, workdir=str(workdir), swap_mb=swap_mb, smp=smp) as guest:
+    with Guest(kernel, workdir=str(workdir), swap_mb=swap_mb, smp=smp,
+               ram_below_4g_mb=ram_below_4g_mb) as guest:
         guest.run("sysctl -w vm.panic_on_oom=1")
         pids = start_population(guest, population)
         pids["oomhog"] = [start_hog(guest)]
         guest.wait_panicked(timeout)
-        vmcores = _dump_all(guest, workdir, _formats(fmt))
+        vmcores, raw_banks = _dump_all(guest, workdir, _formats(fmt))
         lines = guest.kernel_lines()
     return _artifacts(kernel, workdir, vmcores, lines, pids, started,
-                      cgroups=_cgroups(population, ""), swap_mb=swap_mb)
+                      cgroups=_cgroups(population, ""), swap_mb=swap_mb, raw_banks=raw_banks)
 
 
 def kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
                 population: Sequence[Member] = DEFAULT_POPULATION,
                 fmt: Union[str, Sequence[str]] = "elf",
-                timeout: float = 600.0, cpu: int = 0, swap_mb: int = 0) -> Artifacts:
+                timeout: float = 600.0, cpu: int = 0, swap_mb: int = 0,
+                kaslr: bool = False, ram_below_4g_mb: Optional[int] = None) -> Artifacts:
     """Run ``population`` and a hog pinned to ``cpu``; dump at ``__oom_kill_process``.
 
     Pinning to one CPU keeps the victim from flushing its counters (on its way
     out, on another CPU) before the kernel prints the kill line.
+
+    :param kaslr: boot with KASLR (default ``nokaslr``); the breakpoint's
+        address is then the guest's own (``/proc/kallsyms``).
+    :param ram_below_4g_mb: x86-64: RAM in two banks, see :class:`Guest`.
     """
-    return _kill_moment(kernel, workdir, population, fmt, timeout, cpu, swap_mb)
+    options = {} if ram_below_4g_mb is None else {"ram_below_4g_mb": ram_below_4g_mb}
+    return _kill_moment(kernel, workdir, population, fmt, timeout, cpu, swap_mb,
+                        guest_options=options, kaslr=kaslr)
 
 
 def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Sequence[Member],
@@ -276,14 +318,27 @@ def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Seque
                  cgroup_root: Optional[str] = None,
                  break_at: Optional[int] = None,
                  print_moment: Optional[int] = None,
-                 trigger: Optional[Callable[[Guest], Dict[str, List[int]]]] = None) -> Artifacts:
+                 trigger: Optional[Callable[[Guest], Dict[str, List[int]]]] = None,
+                 kaslr: bool = False) -> Artifacts:
+    """The kill moment of every ``*_kill_moment``: a hardware breakpoint at
+    ``break_at`` (default ``__oom_kill_process``), first at ``print_moment`` if
+    given; addresses are the vmlinux's, moved by the KASLR offset if ``kaslr``."""
     started = time.monotonic()
     workdir = _workdir(workdir)
     kpaths = kernel_paths(kernel)
     address = break_at if break_at is not None else symbol_address(kpaths.vmlinux,
                                                                    KILL_FUNCTION)
-    with Guest(kpaths, workdir=str(workdir), gdb=True, swap_mb=swap_mb,
+    # gdb=True implies nokaslr (GDB breaks on the vmlinux's addresses) unless KASLR is asked.
+    with Guest(kpaths, workdir=str(workdir), gdb=True, nokaslr=not kaslr, swap_mb=swap_mb,
                **(guest_options or {})) as guest:
+        if kaslr:
+            # The kernel text moves as one block: every address by the same
+            # offset (x86-64 and arm64 alike), read off the running kernel.
+            offset = (guest.kallsyms(KILL_FUNCTION)
+                      - symbol_address(kpaths.vmlinux, KILL_FUNCTION))
+            address += offset
+            if print_moment is not None:
+                print_moment += offset
         if memcg_limits is not None:
             guest.run("sysctl -w vm.panic_on_oom=0")
             setup_cgroups(guest, [m.cgroup for m in population] + [hog_cgroup], memcg_limits)
@@ -304,19 +359,18 @@ def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Seque
             gdb.wait_stop(timeout)
             printed: Dict[str, Path] = {}
             if print_moment is not None:  # first the moment of the print, then the kill
-                printed = {f: guest.dump(workdir / f"print-vmcore.{f}", f)
-                           for f in _formats(fmt)}
+                printed, _ = _dump_all(guest, workdir, _formats(fmt), "print-vmcore")
                 gdb.cmd("delete")
                 gdb.hbreak(address)
                 gdb.cont()
                 gdb.wait_stop(timeout)
-            vmcores = _dump_all(guest, workdir, _formats(fmt))
+            vmcores, raw_banks = _dump_all(guest, workdir, _formats(fmt))
             gdb.detach()
         guest.wait_console(_KILLED.pattern, timeout=120)
         lines = guest.kernel_lines()
     return _artifacts(kernel, workdir, vmcores, lines, pids, started,
                       cgroups=_cgroups(population, hog_cgroup or ""), swap_mb=swap_mb,
-                      print_vmcores=printed)
+                      print_vmcores=printed, raw_banks=raw_banks)
 
 
 def _memcg_setup(population: Sequence[Member], memcg: str, limit_mb: int,
@@ -361,10 +415,11 @@ def memcg_panic(kernel: str, workdir: Union[str, Path, None] = None,
         pids = start_population(guest, population, cpu=cpu)
         pids["oomhog"] = [start_hog(guest, cpu=cpu, cgroup=hog_cgroup)]
         guest.wait_panicked(timeout)
-        vmcores = _dump_all(guest, workdir, _formats(fmt))
+        vmcores, raw_banks = _dump_all(guest, workdir, _formats(fmt))
         lines = guest.kernel_lines()
     art = _artifacts(kernel, workdir, vmcores, lines, pids, started,
-                     cgroups=_cgroups(population, hog_cgroup), swap_mb=swap_mb)
+                     cgroups=_cgroups(population, hog_cgroup), swap_mb=swap_mb,
+                     raw_banks=raw_banks)
     if art.memcg is None:
         raise HarnessError(f"{kernel}: no memcg report on the console (see {workdir})")
     return art
@@ -530,7 +585,7 @@ def idle_scores(kernel: str, workdir: Union[str, Path, None] = None,
         pids["oomscores"] = [int(out.split()[-1])]
         text = guest.wait_tty(r"OOMSCORES-END \d+\r*\n", timeout)
         guest.stop()
-        vmcores = _dump_all(guest, workdir, _formats(fmt))
+        vmcores, raw_banks = _dump_all(guest, workdir, _formats(fmt))
         lines = guest.kernel_lines()
     scores, status = _parse_scores(text)
     missing = [p for ps in pids.values() for p in ps if p not in scores]
@@ -538,7 +593,7 @@ def idle_scores(kernel: str, workdir: Union[str, Path, None] = None,
         raise HarnessError(f"no oom_score read for pids {missing} (see {workdir})")
     return _artifacts(kernel, workdir, vmcores, lines, pids, started, need_table=False,
                       cgroups=_cgroups(population), scores=scores, status=status,
-                      swap_mb=swap_mb)
+                      swap_mb=swap_mb, raw_banks=raw_banks)
 
 
 def sysrq_table(kernel: str, workdir: Union[str, Path, None] = None,
@@ -563,10 +618,10 @@ def sysrq_table(kernel: str, workdir: Union[str, Path, None] = None,
         guest.run("echo f > /proc/sysrq-trigger")
         guest.wait_console(_KILLED.pattern, timeout=timeout)
         guest.stop()
-        vmcores = _dump_all(guest, workdir, _formats(fmt))
+        vmcores, raw_banks = _dump_all(guest, workdir, _formats(fmt))
         lines = guest.kernel_lines()
     return _artifacts(kernel, workdir, vmcores, lines, pids, started,
-                      cgroups=_cgroups(population), swap_mb=swap_mb)
+                      cgroups=_cgroups(population), swap_mb=swap_mb, raw_banks=raw_banks)
 
 
 def sysrq_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
