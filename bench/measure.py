@@ -2,7 +2,9 @@
 """One measurement in a fresh process (so peak memory is its own).
 
 Usage: measure.py MODE VMCORE VMLINUX      (or --qemu SOCKET VMLINUX)
-MODE: load (open the program only: the baseline), oomdrgn (the dump_tasks table),
+VMCORE may be raw RAM images, FILE@PADDR[,FILE@PADDR...].
+MODE: open (the time to open the program itself, and answer one symbol and one type:
+``seconds``), load (open the program only: the baseline), oomdrgn (the dump_tasks table),
 oom-report (the whole OOM report: Mem-Info, table, victim, summary, kill line),
 crash-ps (drgn's %crash ps -G), loop (a plain drgn loop computing the columns
 field by field through drgn Objects).
@@ -54,14 +56,21 @@ def plain_loop(prog) -> int:
 def main() -> int:
     mode, target = sys.argv[1], sys.argv[2:]
     from oomdrgn.drgn.program import open_program
+    opened = time.perf_counter()
     if target[0] == "--qemu":
         prog = open_program(qemu=target[1], vmlinux=[target[2]])
     else:
-        prog = open_program(core=target[0], vmlinux=[target[1]])
+        core = target[0].split(",") if "@" in target[0] else target[0]
+        prog = open_program(core=core, vmlinux=[target[1]])
     # drgn loads lazily: make the program answer one type and symbol lookup
     # so that "loaded" means the same for every mode.
     prog["init_task"].pid.value_()
     prog.type("struct mm_struct")
+    if mode == "open":
+        print(json.dumps({"mode": mode, "seconds": time.perf_counter() - opened,
+                          "setup_seconds": 0.0, "rows": 0,
+                          "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+        return 0
     from drgn.commands import run_command
 
     from oomdrgn.drgn.backend import DrgnReader

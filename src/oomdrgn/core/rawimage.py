@@ -14,6 +14,7 @@ __all__ = ["Bank", "RawImageError", "PhysicalMemory", "parse_bank_spec", "is_ban
            "open_banks", "elf_banks", "find_vmcoreinfo", "parse_vmcoreinfo",
            "VmcoreinfoHit"]
 
+_WINDOW = 32 << 20  # bytes searched at a time
 _SPEC = re.compile(r"^(?P<path>.+)@(?P<addr>[^@/]*)$")
 
 
@@ -144,10 +145,16 @@ class PhysicalMemory:
         for bank in self.banks:
             data = self._maps[bank.path]
             end = bank.offset + bank.size
-            i = data.find(needle, bank.offset, end)
-            while i >= 0:
-                yield bank.paddr + i - bank.offset
-                i = data.find(needle, i + 1, end)
+            # Window by window, each let go once searched: a search through
+            # gigabytes of RAM must not keep them all in this process's memory.
+            for start in range(bank.offset, end, _WINDOW):
+                stop = min(start + _WINDOW, end)
+                i = data.find(needle, start, min(stop + len(needle) - 1, end))
+                while i >= 0:
+                    yield bank.paddr + i - bank.offset
+                    i = data.find(needle, i + 1, min(stop + len(needle) - 1, end))
+                first = start - start % mmap.PAGESIZE
+                data.madvise(mmap.MADV_DONTNEED, first, stop - first - stop % mmap.PAGESIZE)
 
     def close(self) -> None:
         for m in self._maps.values():

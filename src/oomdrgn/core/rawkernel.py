@@ -10,17 +10,22 @@ as the VMCOREINFO the kernel would have written.
 
 import struct
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional
+from itertools import chain
+from typing import Dict, Iterable, Iterator, List, Optional
 
 from .elffile import elf_machine, read_section, symbol_values
 from .rawimage import PhysicalMemory, VmcoreinfoHit, find_vmcoreinfo, parse_vmcoreinfo
+
+_MASK = 2**64 - 1
+#: x86-64 __PAGE_OFFSET_BASE_L4: the direct map without KASLR (no page_offset_base)
+_PAGE_OFFSET_L4 = 0xffff888000000000
 
 __all__ = ["KernelImage", "Located", "LocateError", "vmlinux_image", "locate_kernel",
            "set_kernel_offset", "START_KERNEL_MAP"]
 
 #: x86-64 ``__START_KERNEL_map``: the kernel image's virtual base
 START_KERNEL_MAP = 0xffffffff80000000
-_SYMBOLS = ("_text", "_end", "linux_banner", "__start_rodata", "phys_base", "init_top_pgt",
+_SYMBOLS = ("_text", "_end", "linux_banner", "vmcoreinfo_data", "page_offset_base", "__start_rodata", "phys_base", "init_top_pgt",
             "swapper_pg_dir", "kimage_voffset", "memstart_addr", "__pgtable_l5_enabled")
 #: the kernel image's physical alignment: x86-64 CONFIG_PHYSICAL_ALIGN (a
 #: multiple of 2 MiB), arm64 MIN_KIMG_ALIGN (2 MiB)
@@ -147,6 +152,60 @@ def _banner_at(mem: PhysicalMemory, image: KernelImage, info: Dict[str, str],
         return None
 
 
+def probe_banner(mem: PhysicalMemory, image: KernelImage) -> Optional[int]:
+    """The physical address of linux_banner, tried only where the kernel can
+    be: ``_text`` at each 2 MiB boundary of the banks (no search through RAM)."""
+    delta = image.symbol("linux_banner") - image.symbol("_text")
+    for bank in mem.banks:
+        text = -(-bank.paddr // _KERNEL_ALIGN) * _KERNEL_ALIGN
+        while text + delta < bank.end:
+            try:
+                if mem.read(text + delta, len(image.banner)) == image.banner:
+                    return text + delta
+            except LookupError:
+                pass
+            text += _KERNEL_ALIGN
+    return None
+
+
+def _vmcoreinfo_by_pointer(mem: PhysicalMemory, image: KernelImage,
+                           banner: int) -> Iterator[VmcoreinfoHit]:
+    """The page ``vmcoreinfo_data`` points to, through the direct map: x86-64
+    ``page_offset_base``; arm64 ``memstart_addr`` and each PAGE_OFFSET a VA_BITS
+    gives (``-(1 << va)`` since 14c127c957c1 ("arm64: mm: Flip kernel VA space")
+    (in v5.4), ``-(1 << (va - 1))`` before)."""
+    def phys(name: str) -> int:
+        return banner + image.symbol(name) - image.symbol("linux_banner")
+
+    if "vmcoreinfo_data" not in image.symbols:
+        return
+    try:
+        pointer = int.from_bytes(mem.read(phys("vmcoreinfo_data"), 8), "little")
+        if image.arch == "x86_64":
+            base = _PAGE_OFFSET_L4
+            if "page_offset_base" in image.symbols:
+                base = int.from_bytes(mem.read(phys("page_offset_base"), 8), "little")
+            candidates = [pointer - base]
+        else:
+            memstart = int.from_bytes(mem.read(phys("memstart_addr"), 8), "little")
+            candidates = [(pointer + (1 << bits) + memstart) & _MASK
+                          for va, _ in _ARM64_VA_BITS for bits in (va, va - 1)]
+    except LookupError:
+        return
+    for paddr in dict.fromkeys(candidates):
+        if paddr % 4096:
+            continue
+        try:
+            if mem.read(paddr, 10) != b"OSRELEASE=":
+                continue
+        except LookupError:
+            continue
+        text = mem.read(paddr, min(4096, mem.bank_of(paddr).end - paddr)).split(b"\0")[0]
+        text = text[:text.rfind(b"\n") + 1]
+        if b"PAGESIZE=" in text:
+            yield VmcoreinfoHit(paddr, text, "where vmcoreinfo_data points")
+
+
 def _from_ram(mem: PhysicalMemory, image: Optional[KernelImage],
               hits: Iterable[VmcoreinfoHit]) -> Optional[Located]:
     """The VMCOREINFO kept in RAM that belongs to ``image``'s build."""
@@ -183,9 +242,9 @@ def _read_u64(mem: PhysicalMemory, paddr: int) -> int:
     return int.from_bytes(mem.read(paddr, 8), "little")
 
 
-def _from_banner(mem: PhysicalMemory, image: KernelImage) -> Located:
+def _from_banner(mem: PhysicalMemory, image: KernelImage, probed: Optional[int]) -> Located:
     """VMCOREINFO written from the banner's place in RAM and the kernel's variables."""
-    found = [p for p in mem.find(image.banner)]
+    found = [probed] if probed is not None else list(mem.find(image.banner))
     if not found:
         raise LocateError(
             "no VMCOREINFO in the RAM images and the banner of "
@@ -256,12 +315,17 @@ def locate_kernel(mem: PhysicalMemory, vmlinux: Optional[str] = None,
         located = Located(vmcoreinfo, image.arch if image else _arch_of(info),
                           ["VMCOREINFO from --vmcoreinfo"])
     else:
-        found = _from_ram(mem, image, find_vmcoreinfo(mem))
+        # The kernel's pointer first (a few reads), the search through RAM after.
+        banner = probe_banner(mem, image) if image is not None else None
+        near: Iterable[VmcoreinfoHit] = ()
+        if image is not None and banner is not None:
+            near = _vmcoreinfo_by_pointer(mem, image, banner)
+        found = _from_ram(mem, image, chain(near, find_vmcoreinfo(mem)))
         if found is None:
             if image is None:
                 raise LocateError("no VMCOREINFO in the RAM images: pass the vmlinux "
                                   "(-s VMLINUX) to find the kernel by its banner")
-            found = _from_banner(mem, image)
+            found = _from_banner(mem, image, banner)
         located = found
     if kaslr_offset is not None:
         located.vmcoreinfo = set_kernel_offset(located.vmcoreinfo, kaslr_offset)
