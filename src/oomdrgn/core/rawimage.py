@@ -12,7 +12,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 __all__ = ["Bank", "RawImageError", "PhysicalMemory", "parse_bank_spec", "is_bank_spec",
            "open_banks", "elf_banks", "find_vmcoreinfo", "parse_vmcoreinfo",
-           "VmcoreinfoHit"]
+           "VmcoreinfoHit", "text_at"]
 
 _WINDOW = 32 << 20  # bytes searched at a time
 _SPEC = re.compile(r"^(?P<path>.+)@(?P<addr>[^@/]*)$")
@@ -171,7 +171,8 @@ class VmcoreinfoHit:
     where: str  # "vmcoreinfo_data" (the page) or "vmcoreinfo_note" (the ELF note)
 
 
-def _text_at(mem: PhysicalMemory, paddr: int, limit: int) -> Optional[bytes]:
+def text_at(mem: PhysicalMemory, paddr: int, limit: int) -> Optional[bytes]:
+    """The NUL-ended text at ``paddr`` (at most ``limit`` bytes), whole lines only."""
     try:
         raw = mem.read(paddr, limit)
     except LookupError:
@@ -202,7 +203,7 @@ def find_vmcoreinfo(mem: PhysicalMemory, page_size: int = 4096) -> Iterator[Vmco
             where = "vmcoreinfo_note"
         else:
             continue
-        text = _text_at(mem, paddr, 4096 - (paddr % page_size))
+        text = text_at(mem, paddr, 4096 - (paddr % page_size))
         if text and b"PAGESIZE=" in text:
             yield VmcoreinfoHit(paddr, text, where)
 

@@ -14,7 +14,8 @@ from itertools import chain
 from typing import Dict, Iterable, Iterator, List, Optional
 
 from .elffile import elf_machine, read_section, symbol_values
-from .rawimage import PhysicalMemory, VmcoreinfoHit, find_vmcoreinfo, parse_vmcoreinfo
+from .rawimage import (PhysicalMemory, VmcoreinfoHit, find_vmcoreinfo, parse_vmcoreinfo,
+                       text_at)
 
 _MASK = 2**64 - 1
 #: x86-64 __PAGE_OFFSET_BASE_L4: the direct map without KASLR (no page_offset_base)
@@ -200,9 +201,8 @@ def _vmcoreinfo_by_pointer(mem: PhysicalMemory, image: KernelImage,
                 continue
         except LookupError:
             continue
-        text = mem.read(paddr, min(4096, mem.bank_of(paddr).end - paddr)).split(b"\0")[0]
-        text = text[:text.rfind(b"\n") + 1]
-        if b"PAGESIZE=" in text:
+        text = text_at(mem, paddr, 4096)
+        if text and b"PAGESIZE=" in text:
             yield VmcoreinfoHit(paddr, text, "where vmcoreinfo_data points")
 
 
