@@ -263,3 +263,24 @@ def test_bad_raw_input(kernel, raw_panic, tmp_path, case):
     after = _snapshot([s.rpartition("@")[0] for s in specs if os.path.exists(
         s.rpartition("@")[0])] + [str(tmp_path / "x")])
     assert after == before
+
+
+def test_vmcoreinfo_file_and_kaslr_offset(kernel, raw_killed, tmp_path):
+    # The user's VMCOREINFO (here the ELF dump's note, saved as text) for images
+    # that lost theirs; --kaslr-offset over it: the right one reads the same,
+    # a wrong one is refused where the banner is not.
+    info = _elf_vmcoreinfo(raw_killed)
+    path = tmp_path / "vmcoreinfo.txt"
+    path.write_text("".join(f"{k}={v}\n" for k, v in info.items()))
+    specs = _copy_without_vmcoreinfo(_specs(raw_killed), tmp_path)
+    args = [a for s in specs for a in ("-c", s)]
+    res = run_oomdrgn(*args, "-s", kernel.vmlinux, "--vmcoreinfo", path, "tasks")
+    assert res.stdout == printed(raw_killed.table_lines)
+    assert "VMCOREINFO from --vmcoreinfo" in _found(res.stderr)
+    offset = int(info["KERNELOFFSET"], 16)
+    res = run_oomdrgn(*args, "-s", kernel.vmlinux, "--kaslr-offset", hex(offset), "-q",
+                      "kill", raw_killed.victim_pid)
+    assert res.stdout == raw_killed.kill_line + "\n"
+    res = run_oomdrgn(*args, "-s", kernel.vmlinux, "--kaslr-offset", hex(offset + 0x200000),
+                      "tasks", check_status=3)
+    assert "the kernel's text is not where it should be" in res.stderr
