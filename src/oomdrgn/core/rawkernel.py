@@ -27,7 +27,8 @@ __all__ = ["KernelImage", "Located", "LocateError", "vmlinux_image", "locate_ker
 #: x86-64 ``__START_KERNEL_map``: the kernel image's virtual base
 START_KERNEL_MAP = 0xffffffff80000000
 _SYMBOLS = ("_text", "_end", "linux_banner", "vmcoreinfo_data", "page_offset_base",
-            "__start_rodata", "phys_base", "init_top_pgt", "swapper_pg_dir", "kimage_voffset", "memstart_addr", "__pgtable_l5_enabled")
+            "__start_rodata", "phys_base", "init_top_pgt", "swapper_pg_dir", "kimage_voffset",
+            "memstart_addr", "__pgtable_l5_enabled")
 #: the kernel image's physical alignment: x86-64 CONFIG_PHYSICAL_ALIGN (a
 #: multiple of 2 MiB), arm64 MIN_KIMG_ALIGN (2 MiB)
 _KERNEL_ALIGN = 0x200000
