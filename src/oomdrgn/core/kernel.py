@@ -321,8 +321,9 @@ class KernelReader:
 
     def current_task(self) -> Optional[int]:
         """The task that hit the OOM (see :func:`oomdrgn.core.oom.task_that_hit_the_oom`):
-        the panicking CPU's, else the stopped vCPU's, else the busy CPU's whose
-        stack passes through the OOM killer, else the only busy CPU's."""
+        the panicking CPU's, else the stopped vCPU's, else ``oom_lock``'s owner,
+        else the busy CPU's whose stack passes through the OOM killer, else the
+        only busy CPU's."""
         try:
             cpu = (self._global("panic_cpu", size=4, signed=True)
                    if self.target.symbol("panic_cpu") else -1)
@@ -331,12 +332,17 @@ class KernelReader:
             busy = [t for t in (self.cpu_curr(c) for c in self.cpus("online"))
                     if self.task_pid(t) != 0]
             stopped = self.target.stopped_task(busy)
-            if stopped is None and self.mutex_held("oom_lock") is False:
+            if stopped is None:
                 # out_of_memory() runs under oom_lock (a mutex since "mm: oom_kill:
                 # simplify OOM killer locking" (in v4.2, hash not checked here)),
                 # and so do the memcg OOM and sysrq-f: free, no OOM is in
-                # progress (and no busy task's stack need be unwound).
-                return None
+                # progress; held, its owner is the task in the OOM killer (no
+                # registers or stack needed).
+                owner = self.mutex_owner("oom_lock")
+                if owner == 0:
+                    return None
+                if owner is not None and self.task_pid(owner) > 0:
+                    return owner
             return task_that_hit_the_oom(
                 None, stopped, [(t, self.target.stack_functions(t)) for t in busy])
         except Fault as e:
@@ -344,15 +350,22 @@ class KernelReader:
 
     def mutex_held(self, name: str) -> Optional[bool]:
         """Whether the global ``struct mutex`` *name* is held now (None: cannot tell)."""
+        owner = self.mutex_owner(name)
+        return None if owner is None else owner != 0
+
+    def mutex_owner(self, name: str) -> Optional[int]:
+        """The task holding the global ``struct mutex`` *name* (0: free; None:
+        cannot tell)."""
         sym = self.target.symbol(name)
         if sym is None:
             return None
         try:
             # struct mutex's owner (atomic_long_t) since 3ca0ff571b09 ("locking/mutex:
-            # Rework mutex::owner") (in v4.10): nonzero while held. (PREEMPT_RT's
-            # mutex wraps an rt_mutex: no such member, cannot tell.)
+            # Rework mutex::owner") (in v4.10): the owning task_struct, its low
+            # three bits the MUTEX_FLAG_* bits. (PREEMPT_RT's mutex wraps an
+            # rt_mutex: no such member, cannot tell.)
             off = self.offset("struct mutex", "owner")
-            return self.memory.read_word(sym[0] + off) != 0
+            return self.memory.read_word(sym[0] + off) & ~0x7 & _MASK64
         except (LookupError, Fault):
             return None
 

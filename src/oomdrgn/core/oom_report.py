@@ -167,7 +167,8 @@ def oom_control(reader: Reader, gfp_mask: Optional[int] = None, order: Optional[
         sources["current"] = "--current"
     else:
         current = reader.current_task()
-        sources["current"] = ("the task on the OOM path (panicking, stopped or busy CPU)"
+        sources["current"] = ("the task on the OOM path (panicking CPU, stopped vCPU, "
+                              "oom_lock's owner or busy CPU)"
                               if current is not None else "none: no OOM in progress")
     if memcg is not None:
         reader.memcg(memcg)  # raises TargetError for an unknown cgroup
