@@ -181,13 +181,33 @@ def test_v1_memcg_is_where_the_kernel_has_it(kernel):
 @pytest.mark.kernels(*V1_KERNELS)
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_memcg_v1_meminfo(kernel, memcg_v1, programs, fmt):
-    """Dumped right after the print: every line equal, no value moved."""
+    """Dumped right after the print: every line equal; or, for a counter the RCU
+    callbacks uncharged while the lines went to the console (seen on 6.1: memory
+    -4 kB, kmem -8 kB), the printed value lies between the dump at the function's
+    entry and the one after it, which differ: it moved within the print."""
     prog, reader = programs(kernel, memcg_v1, fmt)
     info, ours = _ours(reader, memcg_v1)
-    assert ours == memcg_v1.memcg_lines, info.formats
+    if ours != memcg_v1.memcg_lines:
+        before = open_program(core=str(memcg_v1.print_vmcores[fmt]),
+                              vmlinux=[str(kernel.vmlinux)])
+        _, entry = _ours(reader_for(before), memcg_v1)
+        _assert_moved_within_the_print(memcg_v1.memcg_lines, entry, ours, info.formats)
     assert {"memory+swap", "kmem"} <= set(info.values) and "swap" not in info.values
     assert mem_cgroup_show_protected_memory(reader, memcg_v1.memcg) == []
     _check_record(reader, info)
+
+
+def _assert_moved_within_the_print(printed, entry, after, formats):
+    number = re.compile(r"-?\d+")
+    assert len(printed) == len(entry) == len(after), formats
+    for p, e, a in zip(printed, entry, after):
+        if p == a:
+            continue
+        shape = number.sub("#", p)
+        assert shape == number.sub("#", e) == number.sub("#", a), (p, e, a)
+        for pv, ev, av in zip(*(map(int, number.findall(x)) for x in (p, e, a))):
+            if pv != av:
+                assert ev != av and min(ev, av) <= pv <= max(ev, av), (p, e, a, formats)
 
 
 def test_memcg_children_are_in_the_hierarchical_stats(kernel, memcg_panicked, programs):

@@ -508,7 +508,8 @@ def memcg_v1_report_moment(kernel: str, workdir: Union[str, Path, None] = None,
     ``cgroup`` paths in that hierarchy, ``memory.limit_in_bytes`` of ``memcg``
     ``limit_mb``), dumped right after ``mem_cgroup_print_oom_meminfo()``
     returned to ``dump_header()`` (a hardware breakpoint on the return
-    address); then the guest runs on to the kill line.
+    address), and before, at its entry (``print_vmcores``); then the guest runs
+    on to the kill line.
 
     The report has ``memory+swap:`` and ``kmem:`` lines. The dump comes right
     after them because the ``kmem`` counter moves within milliseconds of the
@@ -524,10 +525,14 @@ def memcg_v1_report_moment(kernel: str, workdir: Union[str, Path, None] = None,
         _setup_memcg_v1(guest, MEMCG_V1_ROOT, [m.cgroup for m in population] + [hog_cgroup],
                         limits)
         return start_population(guest, population, cpu=cpu, cgroup_root=MEMCG_V1_ROOT)
-    address = _after_call(kernel_paths(kernel).vmlinux, "dump_header",
-                          "mem_cgroup_print_oom_meminfo")
+    vmlinux = kernel_paths(kernel).vmlinux
+    address = _after_call(vmlinux, "dump_header", "mem_cgroup_print_oom_meminfo")
+    # Also dumped at the function's entry (print_vmcores): a counter that moves
+    # while the lines are printed lies between the two dumps.
+    entry = symbol_address(vmlinux, "mem_cgroup_print_oom_meminfo")
     art = _kill_moment(kernel, workdir, (), fmt, timeout, cpu, 0, hog_cgroup=hog_cgroup,
-                       prepare=prepare, cgroup_root=MEMCG_V1_ROOT, break_at=address)
+                       prepare=prepare, cgroup_root=MEMCG_V1_ROOT, break_at=address,
+                       print_moment=entry)
     art.cgroups = _cgroups(population, hog_cgroup)
     art.save()
     if not (art.summary_line and "CONSTRAINT_MEMCG" in art.summary_line):
