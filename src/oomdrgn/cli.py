@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--qemu", metavar="QMP_SOCKET", help="a QEMU guest's QMP socket")
     parser.add_argument("-s", "--symbols", metavar="VMLINUX", action="append", default=[],
                         help="debug vmlinux (repeatable; default: drgn's debug info search)")
+    parser.add_argument("--debug-info", choices=("auto", "dwarf", "btf"), default="auto",
+                        help="where types and symbols come from: the debug vmlinux's DWARF, "
+                             "or the kernel's own BTF and kallsyms (default: DWARF if found)")
     parser.add_argument("--vmcoreinfo", metavar="FILE",
                         help="the kernel's VMCOREINFO text, for RAM images or ELF dumps "
                              "without it (default: found in the images)")
@@ -73,7 +76,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 args.core = args.targets
             prog = open_program(core=args.core, kcore=args.kernel, qemu=args.qemu,
                                 vmlinux=args.symbols, timeout=args.timeout,
-                                vmcoreinfo=args.vmcoreinfo, kaslr_offset=args.kaslr_offset)
+                                vmcoreinfo=args.vmcoreinfo, kaslr_offset=args.kaslr_offset,
+                                debug_info=args.debug_info)
             if not args.quiet and FOUND in prog.config:
                 print(f"oomdrgn: {prog.config[FOUND]}", file=sys.stderr)
             if args.command == "shell":
@@ -81,6 +85,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 return run_shell(prog, quiet=args.quiet)
             reader = reader_for(prog, args.counter_rule)
             if not args.quiet:
+                sources = getattr(reader, "sources", None)
+                if sources:
+                    print(f"oomdrgn: {sources}", file=sys.stderr)
                 print(f"oomdrgn: {reader.info.describe()}", file=sys.stderr)
             status = run_command(reader, args, sys.stdout)
         sys.stdout.flush()

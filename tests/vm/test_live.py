@@ -11,15 +11,18 @@ two guests ever run at once. Steps, in order:
    forks, shmem), pinned to CPU 0;
 2. clear errors: not root; ``/proc/kcore`` missing (a private ``/proc``);
 3. ``oomdrgn -k victim --sysrq`` and ``oomdrgn -k kill VICTIM``;
-4. ``oomdrgn -k tasks`` immediately followed by ``echo f > /proc/sysrq-trigger``;
-   the kernel prints its table and kills the victim;
+4. ``oomdrgn -k tasks`` with the debug vmlinux moved away (the kernel's BTF and
+   kallsyms); then ``oomdrgn -k tasks`` immediately followed by
+   ``echo f > /proc/sysrq-trigger``; the kernel prints its table and kills the
+   victim: both tables must be the kernel's;
 5. ``oomdrgn -k score`` between two reads of every ``/proc/PID/oom_score``
    (the shell's ``read`` builtin: no new process); a score must equal the
    readings, or lie between them where the process's memory moved meanwhile
    (seen once: a daemon on 5.10, one point);
 6. ``oomdrgn -k kill PID`` and ``/proc/PID/status`` for one process of each kind
    (on 6.12 also with ``--counter-rule percpu-sum``, see test_kill_columns_are_proc_status);
-7. the debug vmlinux moved away: ``oomdrgn -k tasks`` names the -dbg package.
+7. the debug vmlinux moved away: ``oomdrgn -k --debug-info dwarf tasks`` names
+   the -dbg package.
 
 A second boot per kernel with ``lockdown=confidentiality`` checks the lockdown
 message. Timings of every step are printed (``pytest -s`` shows them).
@@ -140,6 +143,11 @@ def _run_live(kernel: str) -> LiveRun:
         # flush its rss caches, 5.10/6.1) before the kernel prints the kill line.
         # taskset has exited before the write; the worker runs later, so no new
         # process may start until the kill line is out (sh(settle=...)).
+        # With the debug vmlinux away: the kernel's BTF and kallsyms through
+        # /proc/kcore (the same table is expected).
+        r["tasks_btf"] = step("tasks_btf", lambda: g.sh(
+            f"mv {g.vmlinux} {g.vmlinux}.away; oomdrgn -k tasks; "
+            f"mv {g.vmlinux}.away {g.vmlinux}"))
         r["tasks"] = step("tasks", lambda: g.sh(
             f"oomdrgn -k tasks; taskset -pc {CPU} $$ >/dev/null; echo f > /proc/sysrq-trigger",
             settle=lambda: g.wait_console(r"^Out of memory: Killed process \d+ ", timeout=120)))
@@ -171,7 +179,7 @@ def _run_live(kernel: str) -> LiveRun:
         def no_debuginfo():
             g.run(f"mv {g.vmlinux} {g.vmlinux}.away")
             try:
-                return g.oomdrgn("-k", "tasks")
+                return g.oomdrgn("-k", "--debug-info", "dwarf", "tasks")
             finally:
                 g.run(f"mv {g.vmlinux}.away {g.vmlinux}")
         r["no_debuginfo"] = step("no_debuginfo", no_debuginfo)
@@ -298,7 +306,8 @@ def test_kcore_missing_is_one_line_exit_3(live):
 
 
 @pytest.mark.timeout(LIVE_TIMEOUT)
-def test_no_debuginfo_names_the_dbg_package(live):
+def test_dwarf_insisted_on_names_the_dbg_package(live):
+    # --debug-info dwarf without the debug vmlinux (without it, BTF: below).
     res = live.res("no_debuginfo")
     assert res.status == 4, res
     assert res.stdout == ""
@@ -308,7 +317,18 @@ def test_no_debuginfo_names_the_dbg_package(live):
 
 @pytest.mark.timeout(LIVE_TIMEOUT)
 def test_tasks_table_is_the_sysrq_table(live):
-    res = live.res("tasks")
+    _assert_is_the_sysrq_table(live, live.res("tasks"))
+
+
+@pytest.mark.timeout(LIVE_TIMEOUT)
+def test_tasks_table_without_debuginfo_is_the_sysrq_table(live):
+    # No debug vmlinux: types from /proc/kcore's BTF, symbols from kallsyms.
+    res = live.res("tasks_btf")
+    assert "oomdrgn: no debug info: types from the kernel's BTF" in res.stderr, res.stderr
+    _assert_is_the_sysrq_table(live, res)
+
+
+def _assert_is_the_sysrq_table(live, res):
     assert res.status == 0, res.stderr
     assert "counters:" in res.stderr  # no -q: the detection line, for the record
     kernel_table = oom_table(live.console)

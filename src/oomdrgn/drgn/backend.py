@@ -13,7 +13,7 @@ from ..core.mmcounters import per_cpu_ptrs, s32
 from ..core.model import MmRecord, RawCounter, TaskRecord
 from .port import DrgnPort
 
-__all__ = ["DrgnReader", "reader_for"]
+__all__ = ["DrgnReader", "BtfReader", "reader_for"]
 
 
 class DrgnReader(KernelReader):
@@ -76,13 +76,28 @@ class DrgnReader(KernelReader):
             raise ReadError(f"mm {mm:#x} unreadable: {e}") from None
 
 
-def reader_for(prog: Program, counter_rule: Optional[str] = None) -> DrgnReader:
-    """The reader of *prog* for this counter rule (lifetime: the program)."""
+class BtfReader(KernelReader):
+    """:class:`oomdrgn.core.oom.Reader` over a drgn program without debug info:
+    types from the kernel's BTF, symbols from its kallsyms."""
+
+    def __init__(self, prog: Program, counter_rule: Optional[str] = None) -> None:
+        from .nodebug import btf_port
+        self.prog = prog
+        port, self.sources = btf_port(prog, prog.config.get("oomdrgn.nodebug_vmlinux"))
+        super().__init__(port, counter_rule)
+
+
+def reader_for(prog: Program, counter_rule: Optional[str] = None) -> KernelReader:
+    """The reader of *prog* for this counter rule (lifetime: the program): over
+    its DWARF, or, opened without debug info, over the kernel's BTF and kallsyms."""
     key = ("oomdrgn.reader", counter_rule)
     reader = prog.cache.get(key)
     if reader is None:
         try:
-            reader = DrgnReader(prog, counter_rule)
+            if prog.config.get("oomdrgn.debug_info") == "btf":
+                reader = BtfReader(prog, counter_rule)
+            else:
+                reader = DrgnReader(prog, counter_rule)
         except ValueError as e:
             raise OomdrgnError(str(e), EXIT_USAGE) from None
         prog.cache[key] = reader

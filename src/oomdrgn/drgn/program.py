@@ -16,7 +16,7 @@ from ..core.elffile import core_note_names, elf_machine, load_segments
 from ..core.rawimage import RawImageError, elf_banks, is_bank_spec, open_banks
 from ..core.errors import (EXIT_DEBUGINFO, EXIT_PERMISSION, EXIT_TARGET, OomdrgnError)
 
-__all__ = ["open_program", "core_format"]
+__all__ = ["open_program", "core_format", "DEBUG_INFO"]
 
 _ARCH = {"x86_64": Architecture.X86_64, "aarch64": Architecture.AARCH64}
 
@@ -248,10 +248,24 @@ def _set_target(prog_args: dict, core: Union[str, Sequence[str], None], kcore: b
     return prog
 
 
-def _load_debug_info(prog: Program, vmlinux: Sequence[str]) -> None:
+#: ``prog.config`` key: ``dwarf`` (the debug vmlinux loaded) or ``btf`` (no debug
+#: info: types from the kernel's BTF, symbols from its kallsyms)
+DEBUG_INFO = "oomdrgn.debug_info"
+#: ``prog.config`` key: a vmlinux of the target's build without DWARF (``-s``)
+NODEBUG_VMLINUX = "oomdrgn.nodebug_vmlinux"
+
+
+def _load_debug_info(prog: Program, vmlinux: Sequence[str], mode: str = "auto") -> None:
+    """Load DWARF (``dwarf``), or nothing (``btf``), or DWARF if there is any
+    (``auto``: else BTF); raises where ``dwarf`` finds none."""
     for path in vmlinux:
         if not os.path.isfile(path):
             raise OomdrgnError(f"{path}: no such vmlinux", EXIT_DEBUGINFO)
+    if mode == "btf":
+        prog.config[DEBUG_INFO] = "btf"
+        if vmlinux and _same_build(prog, vmlinux[0]):
+            prog.config[NODEBUG_VMLINUX] = vmlinux[0]
+        return
     try:
         if vmlinux:
             prog.load_debug_info(vmlinux)
@@ -260,16 +274,39 @@ def _load_debug_info(prog: Program, vmlinux: Sequence[str]) -> None:
     except drgn.MissingDebugInfoError:
         pass  # judged below, for the main module only
     main = prog.main_module()
-    if main.debug_file_path is None:
-        release = _release(prog)
-        if vmlinux:
-            raise OomdrgnError(
-                f"{', '.join(vmlinux)} does not match the kernel in the target "
-                f"({release}; build ID mismatch or no debug info): pass the debug vmlinux of "
-                "that exact build", EXIT_DEBUGINFO)
+    if main.debug_file_path is not None:
+        prog.config[DEBUG_INFO] = "dwarf"
+        return
+    if mode == "auto" and not vmlinux:
+        prog.config[DEBUG_INFO] = "btf"  # the kernel's own BTF and kallsyms
+        return
+    if mode == "auto" and _same_build(prog, vmlinux[0]):
+        # This build's vmlinux without DWARF (a stripped or non-debug image):
+        # BTF and kallsyms from memory, .rodata from the file.
+        prog.config[DEBUG_INFO] = "btf"
+        prog.config[NODEBUG_VMLINUX] = vmlinux[0]
+        return
+    release = _release(prog)
+    if vmlinux:
         raise OomdrgnError(
-            f"no debug info found for kernel {release}: install linux-image-{release}-dbg "
-            "or pass -s VMLINUX", EXIT_DEBUGINFO)
+            f"{', '.join(vmlinux)} does not match the kernel in the target "
+            f"({release}; build ID mismatch or no debug info): pass the debug vmlinux of "
+            "that exact build", EXIT_DEBUGINFO)
+    raise OomdrgnError(
+        f"no debug info found for kernel {release}: install linux-image-{release}-dbg "
+        "or pass -s VMLINUX", EXIT_DEBUGINFO)
+
+
+def _same_build(prog: Program, path: str) -> bool:
+    """Whether vmlinux *path* has the GNU build ID the target's VMCOREINFO gives."""
+    from ..core.rawimage import parse_vmcoreinfo
+    from ..core.rawkernel import LocateError, vmlinux_image
+    try:
+        want = parse_vmcoreinfo(prog["VMCOREINFO"].string_()).get("BUILD-ID")
+        have = vmlinux_image(path).build_id
+    except (LookupError, FaultError, ValueError, LocateError):
+        return False
+    return bool(want and have and have.startswith(want))
 
 
 def _release(prog: Program) -> str:
@@ -285,8 +322,9 @@ def _release(prog: Program) -> str:
 def open_program(core: Union[str, Sequence[str], None] = None, kcore: bool = False,
                  qemu: Optional[str] = None, vmlinux: Sequence[str] = (),
                  timeout: float = 10.0, vmcoreinfo: Optional[str] = None,
-                 kaslr_offset: Optional[int] = None) -> Program:
-    """A Program for one target, with the main kernel's debug info loaded.
+                 kaslr_offset: Optional[int] = None, debug_info: str = "auto") -> Program:
+    """A Program for one target, with the main kernel's debug info loaded (or,
+    without any, marked to read types from BTF and symbols from kallsyms).
 
     :param core: path of a vmcore (ELF or kdump; QEMU's kdump-zlib included),
         or raw RAM images, one ``FILE@PADDR`` per bank (a list)
@@ -296,8 +334,9 @@ def open_program(core: Union[str, Sequence[str], None] = None, kcore: bool = Fal
     :param timeout: seconds to wait for a QMP socket's greeting
     :param vmcoreinfo: a file with the kernel's VMCOREINFO text, for images without it
     :param kaslr_offset: the kernel's KASLR offset, over what the images say
+    :param debug_info: ``auto`` (DWARF if found, else BTF), ``dwarf`` or ``btf``
     :raises OomdrgnError: one-line, user-facing, with an exit status
     """
     prog = _set_target({}, core, kcore, qemu, vmlinux, timeout, vmcoreinfo, kaslr_offset)
-    _load_debug_info(prog, vmlinux)
+    _load_debug_info(prog, vmlinux, debug_info)
     return prog

@@ -1,0 +1,99 @@
+"""No debug info: the kernel's BTF and kallsyms, found in the target's memory,
+made into a :class:`~oomdrgn.drgn.btfport.BtfPort`."""
+
+from typing import Optional, Tuple
+
+from drgn import FaultError, Program
+
+from ..core.btf import Btf, BtfError, find_btf
+from ..core.errors import EXIT_DEBUGINFO, OomdrgnError
+from ..core.kallsyms import Kallsyms, KallsymsError, read_kallsyms
+from ..core.port import Fault
+from ..core.rawimage import parse_vmcoreinfo
+from .btfport import BtfPort
+
+__all__ = ["btf_port"]
+
+#: bytes of .rodata read at a time while looking for the BTF blob
+_CHUNK = 4 << 20
+
+
+def _vmcoreinfo(prog: Program) -> dict:
+    try:
+        return parse_vmcoreinfo(prog["VMCOREINFO"].string_())
+    except (LookupError, FaultError, ValueError) as e:
+        raise OomdrgnError(f"no debug info, and no VMCOREINFO to find the kernel's BTF and "
+                           f"kallsyms ({e}): pass the debug vmlinux (-s VMLINUX)",
+                           EXIT_DEBUGINFO) from None
+
+
+def _reader(prog: Program):
+    def read(address: int, size: int) -> bytes:
+        try:
+            return prog.read(address, size)
+        except FaultError as e:
+            raise Fault(str(e), address) from None
+    return read
+
+
+def _btf_blob(prog: Program, ks: Kallsyms) -> Tuple[bytes, str]:
+    """The vmlinux BTF: ``__start_BTF``..``__stop_BTF``, else searched in ``.rodata``."""
+    read = _reader(prog)
+    start, stop = ks.address_of("__start_BTF"), ks.address_of("__stop_BTF")
+    if start is not None and stop is not None and stop > start:
+        try:
+            return read(start, stop - start), f"BTF at {start:#x} (__start_BTF)"
+        except Fault:
+            pass
+    lo = ks.address_of("__start_rodata") or ks.address_of("_etext")
+    hi = ks.address_of("__end_rodata") or ks.address_of("_end")
+    if lo is None or hi is None or hi <= lo:
+        raise OomdrgnError("no debug info, and kallsyms does not say where the kernel's "
+                           "read-only data is (no __start_BTF, __start_rodata)", EXIT_DEBUGINFO)
+    address = lo
+    while address < hi:
+        try:
+            data = read(address, min(_CHUNK + 4096, hi - address))
+        except Fault:
+            address += _CHUNK
+            continue
+        hit = find_btf(data)
+        if hit is not None:
+            offset, length = hit
+            blob = read(address + offset, length)
+            return blob, f"BTF at {address + offset:#x} (found in .rodata)"
+        address += _CHUNK
+    raise OomdrgnError("no debug info, and no BTF in the kernel's memory (a kernel built "
+                       "without CONFIG_DEBUG_INFO_BTF): pass the debug vmlinux (-s VMLINUX)",
+                       EXIT_DEBUGINFO)
+
+
+def btf_port(prog: Program, vmlinux: Optional[str] = None) -> Tuple[BtfPort, str]:
+    """The port of a program opened without debug info, and where its types and
+    symbols came from (for stderr).
+
+    :raises OomdrgnError: no kallsyms or no BTF found (exit status 4)
+    """
+    info = _vmcoreinfo(prog)
+    arch = "aarch64" if "NUMBER(kimage_voffset)" in info else "x86_64"
+    little = bool(prog.platform.flags & prog.platform.flags.IS_LITTLE_ENDIAN)
+    try:
+        ks = read_kallsyms(_reader(prog), info, little_endian=little)
+    except (KallsymsError, Fault) as e:
+        raise OomdrgnError(f"no debug info, and the kernel's kallsyms cannot be read ({e}): "
+                           "pass the debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO) from None
+    if not ks.all_symbols:
+        raise OomdrgnError("no debug info, and the kernel's kallsyms holds functions only (built "
+                           "without CONFIG_KALLSYMS_ALL: no init_task, no data): pass the debug "
+                           "vmlinux (-s VMLINUX)", EXIT_DEBUGINFO)
+    blob, where = _btf_blob(prog, ks)
+    try:
+        btf = Btf(blob, char_signed=arch == "x86_64")
+    except BtfError as e:
+        raise OomdrgnError(f"no debug info, and the kernel's BTF is damaged ({e}): pass the "
+                           "debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO) from None
+    how = ("VMCOREINFO's kallsyms tables" if "SYMBOL(kallsyms_names)" in info
+           else "kallsyms tables found in the kernel image")
+    port = BtfPort(prog, btf, ks, vmlinux)
+    return port, (f"no debug info: types from the kernel's {where}, {btf.types} types; "
+                  f"symbols from {how}, {len(ks)} symbols")
