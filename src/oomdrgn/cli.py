@@ -90,6 +90,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     print(f"oomdrgn: {sources}", file=sys.stderr)
                 print(f"oomdrgn: {reader.info.describe()}", file=sys.stderr)
             status = run_command(reader, args, sys.stdout)
+            save = getattr(reader, "save_layout", None)
+            if save is not None:
+                save()
         sys.stdout.flush()
         return status
     except OomdrgnError as e:

@@ -8,6 +8,7 @@ kdump-zlib ~20 MB of the same moment) live in a temporary directory removed as
 soon as that kernel's tests are done.
 """
 
+import os
 import shutil
 import tempfile
 
@@ -61,6 +62,21 @@ def pytest_generate_tests(metafunc):
         assert not unknown, f"kernels marker names unknown kernels {sorted(unknown)}"
         names = [n for n in names if n in only.args]
     metafunc.parametrize("kernel", names, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _layout_cache():
+    """A layout cache of this session's own: every run starts cold (a warm one
+    in ~/.cache would leave the BTF and kallsyms path untested)."""
+    path = tempfile.mkdtemp(prefix="oomdrgn-layouts-", dir="/tmp")
+    old = os.environ.get("OOMDRGN_LAYOUT_CACHE")
+    os.environ["OOMDRGN_LAYOUT_CACHE"] = path
+    yield path
+    if old is None:
+        os.environ.pop("OOMDRGN_LAYOUT_CACHE", None)
+    else:
+        os.environ["OOMDRGN_LAYOUT_CACHE"] = old
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -101,3 +101,43 @@ def test_kallsyms_without_data_symbols(kernel, panic):
     assert res.stdout == ""
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "CONFIG_KALLSYMS_ALL" in lines[0], res.stderr
+
+
+def _cache_file(path):
+    files = list(path.glob("*.json"))
+    assert len(files) == 1, files
+    return files[0]
+
+
+@pytest.mark.kernels(*ALL_SYMBOLS)
+def test_layout_cache(kernel, panic, killed, tmp_path, monkeypatch):
+    # The first dump of a build fills the cache; the next (another boot, another
+    # KASLR offset) opens from it without parsing BTF or kallsyms; an entry whose
+    # BTF check fails, or made from another build, is not used.
+    monkeypatch.setenv("OOMDRGN_LAYOUT_CACHE", str(tmp_path))
+    res = run_oomdrgn("-c", killed.vmcore, "tasks")
+    assert res.stdout == printed(killed.table_lines)
+    assert SOURCES in res.stderr
+    path = _cache_file(tmp_path)
+    doc = json.loads(path.read_text())
+    assert path.stat().st_size < 16 << 10 and doc["build_id"] == path.stem
+    res = run_oomdrgn("-c", panic.vmcores["kdump-zlib"], "tasks")
+    assert res.stdout == printed(panic.table_lines)
+    assert "types and symbols from the layout cache " in res.stderr, res.stderr
+    # What the cache does not hold yet (the kill line, the summary) loads BTF and
+    # kallsyms then, and is kept.
+    res = run_oomdrgn("-c", killed.vmcore, "-q", "kill", killed.victim_pid)
+    assert res.stdout == killed.kill_line + "\n"
+    res = run_oomdrgn("-c", killed.vmcore, "-q", "summary", _summary_pid(killed))
+    assert res.stdout == killed.summary_line + "\n"
+    assert len(json.loads(path.read_text())["symbols"]) > len(doc["symbols"])
+    # A damaged entry (its BTF check) is not trusted: BTF and kallsyms again.
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(doc, btf_check="00000000:65536")))
+    res = run_oomdrgn("-c", killed.vmcore, "tasks")
+    assert res.stdout == printed(killed.table_lines)
+    assert SOURCES in res.stderr
+    # Another build's entry under this build's name: not used either.
+    path.write_text(json.dumps(dict(doc, build_id="0" * len(path.stem))))
+    res = run_oomdrgn("-c", killed.vmcore, "tasks")
+    assert SOURCES in res.stderr and res.stdout == printed(killed.table_lines)

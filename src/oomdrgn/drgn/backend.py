@@ -83,8 +83,16 @@ class BtfReader(KernelReader):
     def __init__(self, prog: Program, counter_rule: Optional[str] = None) -> None:
         from .nodebug import btf_port
         self.prog = prog
-        port, self.sources = btf_port(prog, prog.config.get("oomdrgn.nodebug_vmlinux"))
-        super().__init__(port, counter_rule)
+        self.port, self.sources = btf_port(prog, prog.config.get("oomdrgn.nodebug_vmlinux"),
+                                           use_cache=prog.config.get("oomdrgn.layout_cache",
+                                                                     True))
+        super().__init__(self.port, counter_rule)
+
+    def save_layout(self) -> None:
+        """Keep what this run learnt of the build in the layout cache."""
+        from ..core.layoutcache import save_layout
+        if self.port.layout.changed and self.port.layout.build_id:
+            save_layout(self.port.layout)
 
 
 def reader_for(prog: Program, counter_rule: Optional[str] = None) -> KernelReader:

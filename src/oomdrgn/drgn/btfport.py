@@ -1,13 +1,16 @@
 """The target port with no debug info: a drgn program for memory only, types
 from the kernel's BTF, symbols from its kallsyms (both read from the target
-itself by :mod:`oomdrgn.core.btf` and :mod:`oomdrgn.core.kallsyms`)."""
+itself by :mod:`oomdrgn.core.btf` and :mod:`oomdrgn.core.kallsyms`), every
+answer kept in the build's :class:`~oomdrgn.core.layoutcache.Layout`: with a
+warm cache, BTF and kallsyms are not even parsed."""
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from drgn import Program
 
 from ..core.btf import Btf
 from ..core.kallsyms import Kallsyms
+from ..core.layoutcache import Layout
 from ..core.port import Member
 from .port import DrgnPort
 
@@ -15,33 +18,66 @@ __all__ = ["BtfPort"]
 
 
 class BtfPort(DrgnPort):
-    """:class:`oomdrgn.core.port.Target` over a drgn program without debug info."""
+    """:class:`oomdrgn.core.port.Target` over a drgn program without debug info.
 
-    def __init__(self, prog: Program, btf: Btf, kallsyms: Kallsyms,
-                 vmlinux: Optional[str] = None) -> None:
+    :param load: gives ``(btf, kallsyms)`` when the layout cannot answer
+    :param kaslr: the kernel's KASLR offset (cached symbols are kept without it)
+    """
+
+    def __init__(self, prog: Program, load: Callable[[], Tuple[Btf, Kallsyms]],
+                 layout: Layout, kaslr: int, vmlinux: Optional[str] = None) -> None:
         super().__init__(prog)
-        self.btf = btf
-        self.kallsyms = kallsyms
+        self._load = load
+        self._loaded: Optional[Tuple[Btf, Kallsyms]] = None
+        self.layout = layout
+        self.kaslr = kaslr
         self._vmlinux = vmlinux
-        self._btf_members: Dict[Tuple[str, str], Member] = {}
+
+    @property
+    def btf(self) -> Btf:
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded[0]
+
+    @property
+    def kallsyms(self) -> Kallsyms:
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded[1]
 
     def member(self, type_name: str, designator: str) -> Member:
-        key = (type_name, designator)
-        m = self._btf_members.get(key)
+        m = self.layout.member(type_name, designator)  # raises if cached as missing
         if m is None:
-            m = self._btf_members[key] = self.btf.member(type_name, designator)
+            try:
+                m = self.btf.member(type_name, designator)
+            except LookupError:
+                self.layout.put_member(type_name, designator, None)
+                raise
+            self.layout.put_member(type_name, designator, m)
         return m
 
     def sizeof(self, type_name: str) -> int:
-        return self.btf.sizeof(type_name)
+        size = self.layout.size(type_name)  # raises if cached as missing
+        if size is None:
+            try:
+                size = self.btf.sizeof(type_name)
+            except LookupError:
+                self.layout.put_size(type_name, None)
+                raise
+            self.layout.put_size(type_name, size)
+        return size
 
     def constant(self, name: str) -> Optional[int]:
-        # What BTF has not (PAGE_SHIFT): drgn's own Linux objects, from VMCOREINFO.
-        value = self.btf.constant(name)
-        return value if value is not None else super().constant(name)
+        if name not in self.layout.constants:
+            # What BTF has not (PAGE_SHIFT): drgn's own Linux objects, from VMCOREINFO.
+            value = self.btf.constant(name)
+            self.layout.constants[name] = value if value is not None else super().constant(name)
+            self.layout.changed = True
+        return self.layout.constants[name]
 
     def symbol(self, name: str) -> Optional[Tuple[int, int]]:
-        if name not in self._symbols:
+        known, found = self.layout.symbol(name, self.kaslr)
+        if not known:
             found = self.kallsyms.lookup(name)
             if found is not None:
                 # A variable BTF knows (per-CPU ones) has its type's size; any
@@ -49,11 +85,14 @@ class BtfPort(DrgnPort):
                 var = self.btf.variable(name)
                 if var is not None:
                     found = (found[0], var[0])
-            self._symbols[name] = found
-        return self._symbols[name]
+            self.layout.put_symbol(name, found, self.kaslr)
+        return found
 
     def return_type(self, function: str) -> Optional[str]:
-        return self.btf.return_type(function)
+        if function not in self.layout.return_types:
+            self.layout.return_types[function] = self.btf.return_type(function)
+            self.layout.changed = True
+        return self.layout.return_types[function]
 
     def vmlinux_path(self) -> Optional[str]:
         return self._vmlinux

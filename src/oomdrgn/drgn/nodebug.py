@@ -10,6 +10,7 @@ from ..core.errors import EXIT_DEBUGINFO, OomdrgnError
 from ..core.kallsyms import Kallsyms, KallsymsError, read_kallsyms
 from ..core.port import Fault
 from ..core.rawimage import parse_vmcoreinfo
+from ..core.layoutcache import CHECK_BYTES, Layout, btf_check, cache_dir, load_layout
 from .btfport import BtfPort
 
 __all__ = ["btf_port"]
@@ -36,13 +37,14 @@ def _reader(prog: Program):
     return read
 
 
-def _btf_blob(prog: Program, ks: Kallsyms) -> Tuple[bytes, str]:
-    """The vmlinux BTF: ``__start_BTF``..``__stop_BTF``, else searched in ``.rodata``."""
+def _btf_blob(prog: Program, ks: Kallsyms) -> Tuple[bytes, int, str]:
+    """The vmlinux BTF, its address and how it was found: ``__start_BTF``..
+    ``__stop_BTF``, else searched in ``.rodata``."""
     read = _reader(prog)
     start, stop = ks.address_of("__start_BTF"), ks.address_of("__stop_BTF")
     if start is not None and stop is not None and stop > start:
         try:
-            return read(start, stop - start), f"BTF at {start:#x} (__start_BTF)"
+            return read(start, stop - start), start, "__start_BTF"
         except Fault:
             pass
     lo = ks.address_of("__start_rodata") or ks.address_of("_etext")
@@ -60,21 +62,15 @@ def _btf_blob(prog: Program, ks: Kallsyms) -> Tuple[bytes, str]:
         hit = find_btf(data)
         if hit is not None:
             offset, length = hit
-            blob = read(address + offset, length)
-            return blob, f"BTF at {address + offset:#x} (found in .rodata)"
+            return read(address + offset, length), address + offset, "found in .rodata"
         address += _CHUNK
     raise OomdrgnError("no debug info, and no BTF in the kernel's memory (a kernel built "
                        "without CONFIG_DEBUG_INFO_BTF): pass the debug vmlinux (-s VMLINUX)",
                        EXIT_DEBUGINFO)
 
 
-def btf_port(prog: Program, vmlinux: Optional[str] = None) -> Tuple[BtfPort, str]:
-    """The port of a program opened without debug info, and where its types and
-    symbols came from (for stderr).
-
-    :raises OomdrgnError: no kallsyms or no BTF found (exit status 4)
-    """
-    info = _vmcoreinfo(prog)
+def _load(prog: Program, info: dict) -> Tuple[Btf, Kallsyms, int, str]:
+    """BTF and kallsyms parsed from memory, BTF's address, and where from."""
     arch = "aarch64" if "NUMBER(kimage_voffset)" in info else "x86_64"
     little = bool(prog.platform.flags & prog.platform.flags.IS_LITTLE_ENDIAN)
     try:
@@ -86,14 +82,50 @@ def btf_port(prog: Program, vmlinux: Optional[str] = None) -> Tuple[BtfPort, str
         raise OomdrgnError("no debug info, and the kernel's kallsyms holds functions only (built "
                            "without CONFIG_KALLSYMS_ALL: no init_task, no data): pass the debug "
                            "vmlinux (-s VMLINUX)", EXIT_DEBUGINFO)
-    blob, where = _btf_blob(prog, ks)
+    blob, at, how = _btf_blob(prog, ks)
     try:
         btf = Btf(blob, char_signed=arch == "x86_64")
     except BtfError as e:
         raise OomdrgnError(f"no debug info, and the kernel's BTF is damaged ({e}): pass the "
                            "debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO) from None
-    how = ("VMCOREINFO's kallsyms tables" if "SYMBOL(kallsyms_names)" in info
-           else "kallsyms tables found in the kernel image")
-    port = BtfPort(prog, btf, ks, vmlinux)
-    return port, (f"no debug info: types from the kernel's {where}, {btf.types} types; "
-                  f"symbols from {how}, {len(ks)} symbols")
+    tables = ("VMCOREINFO's kallsyms tables" if "SYMBOL(kallsyms_names)" in info
+              else "kallsyms tables found in the kernel image")
+    return btf, ks, at, (f"types from the kernel's BTF at {at:#x} ({how}), {btf.types} types; "
+                         f"symbols from {tables}, {len(ks)} symbols")
+
+
+def _warm(prog: Program, layout: Layout, kaslr: int) -> bool:
+    """Whether the cached layout's BTF is where it was, the same bytes."""
+    try:
+        head = prog.read((layout.btf_at + kaslr) & (2**64 - 1), CHECK_BYTES)
+    except FaultError:
+        return False
+    return btf_check(head) == layout.btf_check
+
+
+def btf_port(prog: Program, vmlinux: Optional[str] = None,
+             use_cache: bool = True) -> Tuple[BtfPort, str]:
+    """The port of a program opened without debug info, and where its types and
+    symbols came from (for stderr): the build's layout cache if it holds this
+    kernel's (checked against its BTF in memory), else BTF and kallsyms.
+
+    :raises OomdrgnError: no kallsyms or no BTF found (exit status 4)
+    """
+    info = _vmcoreinfo(prog)
+    kaslr = int(info.get("KERNELOFFSET", "0"), 16)
+    build_id = info.get("BUILD-ID", "")
+    layout = load_layout(build_id) if use_cache else None
+    if layout is not None and _warm(prog, layout, kaslr):
+        def later() -> Tuple[Btf, Kallsyms]:
+            btf, ks, _, _ = _load(prog, info)
+            return btf, ks
+        where = cache_dir() / f"{build_id}.json"
+        return (BtfPort(prog, later, layout, kaslr, vmlinux),
+                f"no debug info: types and symbols from the layout cache {where} "
+                f"(checked against the kernel's BTF at {layout.btf_at + kaslr:#x})")
+    btf, ks, at, sources = _load(prog, info)
+    layout = Layout(build_id, (at - kaslr) & (2**64 - 1),
+                    btf_check(prog.read(at, CHECK_BYTES)))
+    if not use_cache or not build_id:
+        layout.build_id = ""  # never saved
+    return BtfPort(prog, lambda: (btf, ks), layout, kaslr, vmlinux), f"no debug info: {sources}"
