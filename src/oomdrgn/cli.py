@@ -3,6 +3,7 @@
 import argparse
 import io
 import logging
+import os
 import sys
 from typing import List, Optional, cast
 
@@ -62,6 +63,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         # drgn logs its own warnings (e.g. an ignored vmlinux); oomdrgn says
         # what matters in its one line.
         logging.getLogger("drgn").setLevel(logging.CRITICAL)
+    if args.command != "shell" and "DRGN_PLUGINS" not in os.environ:
+        # drgn's plugins (its crash commands, %oom) serve the console only; loading
+        # them costs ~80 ms a run. DRGN_PLUGINS set by the user keeps them.
+        os.environ.setdefault("DRGN_DISABLE_PLUGINS", "*")
     try:
         if args.command == "parse":  # a plain log file: no target
             status = run_command(None, args, sys.stdout)
