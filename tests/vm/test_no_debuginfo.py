@@ -16,6 +16,7 @@ import pytest
 
 from oomdrgn.core import errors
 
+from .damage import Corpus
 from .oracle import FORMATS, run_oomdrgn
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(300)]
@@ -141,3 +142,24 @@ def test_layout_cache(kernel, panic, killed, tmp_path, monkeypatch):
     path.write_text(json.dumps(dict(doc, build_id="0" * len(path.stem))))
     res = run_oomdrgn("-c", killed.vmcore, "tasks")
     assert SOURCES in res.stderr and res.stdout == printed(killed.table_lines)
+
+
+@pytest.mark.kernels("5.10", "6.1", "6.12-arm64")
+@pytest.mark.parametrize("damage", ["btf", "kallsyms"])
+def test_damaged_btf_or_kallsyms(kernel, panic, tmp_path, damage):
+    # A dump whose BTF header, or kallsyms token table, is zeros: one line naming
+    # what is missing and what gives it instead, exit 4, nothing on stdout.
+    corpus = Corpus(panic.vmcores["elf"], kernel.vmlinux, tmp_path)
+    if damage == "btf":
+        at = corpus.prog.symbol("__start_BTF").address
+        dump = corpus.patched("btf", [(at, bytes(64))])
+        expect = "the kernel's BTF is damaged"
+    else:
+        at = corpus.prog.symbol("kallsyms_token_table").address
+        dump = corpus.patched("kallsyms", [(at, bytes(1024))])
+        expect = "the kernel's kallsyms cannot be read"
+    res = run_oomdrgn("-c", dump, "tasks", check_status=None)
+    assert res.returncode == errors.EXIT_DEBUGINFO, res.stderr
+    assert res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0] and "-s VMLINUX" in lines[0], res.stderr
