@@ -47,10 +47,11 @@ def _cores(art, fmt):
     return art.target_args(fmt)[1::2]
 
 
-def _check_parts(printed, doc, memcg, kernel=None, art=None, fmt=None):
+def _check_parts(printed, doc, memcg, kernel=None, art=None, fmt=None, show_mem=True):
     sections = {s["name"]: s for s in doc["sections"]}
-    expected = {"invoked", "dump_stack", "tasks", "summary", "kill",
-                "memcg" if memcg else "show_mem"}
+    expected = {"invoked", "dump_stack", "tasks", "summary", "kill"}
+    if memcg or show_mem:
+        expected.add("memcg" if memcg else "show_mem")
     assert expected <= set(printed), sorted(printed)
     for name in EXACT:
         if name not in printed and name not in sections:

@@ -106,12 +106,27 @@ def test_kill_moment_from_raw_images(kernel, raw_killed):
 
 
 def test_oom_report_from_raw_images(kernel, raw_killed):
-    # The whole report, from the invoked line to the kill line; raw images hold
-    # no registers, so no unwound frames (marked so).
+    # The whole report, from the invoked line to the kill line: every part as the
+    # ELF dump of the same moment gives it, byte for byte (the same memory), and
+    # every part but Mem-Info as the kernel printed it (Mem-Info against the
+    # kernel: test_oom_report.py, where a counter that moved must be proven to
+    # have; raw images hold no registers, so no unwound frames, marked so).
     res = run_oomdrgn(*raw_killed.target_args("raw"), "-s", kernel.vmlinux, "-q",
                       "oom-report", "--json")
-    _check_parts(_kernel_report(raw_killed), json.loads(res.stdout), memcg=False,
-                 kernel=kernel, art=raw_killed, fmt="raw")
+    raw = json.loads(res.stdout)
+    res = run_oomdrgn(*raw_killed.target_args("elf"), "-s", kernel.vmlinux, "-q",
+                      "oom-report", "--json")
+    elf = {s["name"]: s for s in json.loads(res.stdout)["sections"]}
+    for section in raw["sections"]:
+        if section["name"] != "frames":
+            assert section["lines"] == elf[section["name"]]["lines"], section["name"]
+    printed = _kernel_report(raw_killed)
+    parts = {s["name"]: s for s in raw["sections"]}
+    assert parts["show_mem"]["exact"] and parts["show_mem"]["lines"][0] == "Mem-Info:"
+    printed.pop("show_mem")
+    raw["sections"] = [s for s in raw["sections"] if s["name"] != "show_mem"]
+    _check_parts(printed, raw, memcg=False, kernel=kernel, art=raw_killed, fmt="raw",
+                 show_mem=False)
 
 
 def _copy_without_vmcoreinfo(specs, tmp_path):
