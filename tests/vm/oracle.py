@@ -49,3 +49,18 @@ def panic_report(art):
     start = max(i for i, text in enumerate(lines) if " invoked oom-killer: " in text)
     end = next(i for i in range(start, len(lines)) if lines[i].startswith("Kernel panic"))
     return split_report(lines[start:end])
+
+
+def assert_scores_are_the_guests(score_json: str, idle) -> None:
+    """``oomdrgn score --json`` equals every ``/proc/PID/oom_score`` the idle
+    scenario read in the guest (but the reader's own, read mid-scan)."""
+    import json
+    ours = {d["pid"]: d["oom_score"] for d in json.loads(score_json)}
+    reader = idle.pids["oomscores"][0]
+    compared = 0
+    for pid, score in idle.scores.items():
+        if pid == reader or pid not in ours:
+            continue  # the reader itself was mid-scan; threads are not listed
+        assert ours[pid] == score, (pid, ours[pid], score)
+        compared += 1
+    assert compared >= len(idle.pids) - 1

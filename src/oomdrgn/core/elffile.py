@@ -55,21 +55,28 @@ def read_section(path: str, name: str) -> Optional[bytes]:
     return None
 
 
-def load_segments(path: str):
-    """``(p_paddr, p_offset, p_filesz)`` of each PT_LOAD of a 64-bit little-endian ELF core."""
-    with open(path, "rb") as f:
-        head = f.read(64)
-        phoff, = struct.unpack_from("<Q", head, 32)
-        phentsize, phnum = struct.unpack_from("<HH", head, 54)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
+def _program_headers(f: BinaryIO) -> List[Tuple[int, int, int, int]]:
+    """``(p_type, p_offset, p_paddr, p_filesz)`` of each program header of a
+    64-bit little-endian ELF file."""
+    f.seek(0)
+    head = f.read(64)
+    phoff, = struct.unpack_from("<Q", head, 32)
+    phentsize, phnum = struct.unpack_from("<HH", head, 54)
+    f.seek(phoff)
+    table = f.read(phentsize * phnum)
     out = []
     for i in range(len(table) // max(phentsize, 1)):
         p_type, _, p_offset, _, p_paddr, p_filesz = struct.unpack_from("<IIQQQQ", table,
                                                                        i * phentsize)
-        if p_type == 1:  # PT_LOAD
-            out.append((p_paddr, p_offset, p_filesz))
+        out.append((p_type, p_offset, p_paddr, p_filesz))
     return out
+
+
+def load_segments(path: str):
+    """``(p_paddr, p_offset, p_filesz)`` of each PT_LOAD of a 64-bit little-endian ELF core."""
+    with open(path, "rb") as f:
+        return [(paddr, offset, size) for kind, offset, paddr, size in _program_headers(f)
+                if kind == 1]  # PT_LOAD
 
 
 def core_note_names(path: str) -> List[bytes]:
@@ -77,18 +84,11 @@ def core_note_names(path: str) -> List[bytes]:
     ELF core (``b"CORE"``, ``b"VMCOREINFO"``, ...)."""
     names = []
     with open(path, "rb") as f:
-        head = f.read(64)
-        phoff, = struct.unpack_from("<Q", head, 32)
-        phentsize, phnum = struct.unpack_from("<HH", head, 54)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-        for i in range(len(table) // max(phentsize, 1)):
-            p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", table,
-                                                                     i * phentsize)
-            if p_type != 4 or p_filesz > 1 << 24:  # PT_NOTE
+        for kind, offset, _, size in _program_headers(f):
+            if kind != 4 or size > 1 << 24:  # PT_NOTE
                 continue
-            f.seek(p_offset)
-            notes = f.read(p_filesz)
+            f.seek(offset)
+            notes = f.read(size)
             j = 0
             while j + 12 <= len(notes):
                 namesz, descsz, _ = struct.unpack_from("<III", notes, j)
