@@ -324,7 +324,7 @@ def test_tasks_table_is_the_sysrq_table(live):
 def test_tasks_table_without_debuginfo_is_the_sysrq_table(live):
     # No debug vmlinux: types from /proc/kcore's BTF, symbols from kallsyms.
     res = live.res("tasks_btf")
-    assert "oomdrgn: no debug info: types from the kernel's BTF" in res.stderr, res.stderr
+    assert "oomdrgn: no debug info: types " in res.stderr, res.stderr
     _assert_is_the_sysrq_table(live, res)
 
 
