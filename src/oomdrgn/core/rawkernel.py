@@ -53,6 +53,8 @@ class KernelImage:
     build_id: Optional[str]
     banner: bytes  # linux_banner's bytes, NUL included
     symbols: Dict[str, int]
+    #: arm64: the page size the file's Image header gives (None: not arm64)
+    page_size: Optional[int] = None
 
     @property
     def release(self) -> str:
@@ -93,7 +95,19 @@ def vmlinux_image(path: str) -> KernelImage:
     end = rodata.find(b"\0", start)
     if start < 0 or end < 0:
         raise LocateError(f"{path}: linux_banner is not in .rodata")
-    return KernelImage(path, arch, _gnu_build_id(notes), rodata[start:end + 1], syms)
+    page_size = None
+    if arch == "aarch64":
+        # The Image header (Documentation/arch/arm64/booting.rst) of the file: in
+        # RAM its flags were seen changed after boot (a 16 KiB page size read
+        # from a 4 KiB kernel's memory, 6.1-arm64).
+        try:
+            head = read_section(path, ".head.text") or b""
+        except (OSError, ValueError):
+            head = b""
+        if head[56:60] == b"ARMd":
+            page_size = _ARM64_PAGE_SIZES.get((int.from_bytes(head[24:32], "little") >> 1) & 3)
+    return KernelImage(path, arch, _gnu_build_id(notes), rodata[start:end + 1], syms,
+                       page_size)
 
 
 @dataclass
@@ -279,8 +293,10 @@ def _from_banner(mem: PhysicalMemory, image: KernelImage, probed: Optional[int])
             voffset = _read_u64(mem, phys("kimage_voffset"))
             offset = (phys("_text") + voffset - text) & (2**64 - 1)
             memstart = _read_u64(mem, phys("memstart_addr"))
-            flags = _read_u64(mem, phys("_text") + 24)  # the Image header's flags
-            page_size = _ARM64_PAGE_SIZES.get((flags >> 1) & 3, 4096)
+            page_size = image.page_size
+            if page_size is None:  # no header in the file: the one in RAM
+                flags = _read_u64(mem, phys("_text") + 24)
+                page_size = _ARM64_PAGE_SIZES.get((flags >> 1) & 3, 4096)
             lines += [f"PAGESIZE={page_size}",
                       f"SYMBOL(swapper_pg_dir)={image.symbol('swapper_pg_dir') + offset:x}",
                       f"NUMBER(kimage_voffset)={voffset:#x}",
