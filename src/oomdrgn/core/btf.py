@@ -647,6 +647,18 @@ class Btf:
             return None
         return self.type_name(self._check_id(self._ref(proto)))
 
+    def parameters(self, function: str) -> Optional[List[str]]:
+        """The parameter names of *function* ("" for an unnamed one), or None."""
+        tid = self.function(function)
+        if tid is None:
+            return None
+        proto = self._check_id(self._ref(tid))
+        if self.kind(proto) != KIND_FUNC_PROTO:
+            return None
+        pos = self._offsets[proto]
+        return [self._string(self._w[p])
+                for p in range(pos + 3, pos + 3 + 2 * (self._w[pos + 1] & 0xFFFF), 2)]
+
     def variable(self, name: str) -> Optional[Tuple[int, str]]:
         """``(size, type name)`` of variable *name* (a VAR: per-CPU variables,
         every global where pahole encodes them), or None. The size is 0 for an
