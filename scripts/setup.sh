@@ -7,7 +7,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-pkgs=(qemu-system-x86 qemu-utils busybox-static gcc libc6-dev gdb binutils xz-utils zstd
+pkgs=(qemu-system-x86 qemu-utils busybox-static gcc libc6-dev gdb binutils xz-utils zstd lz4
       debootstrap e2fsprogs
       python3 python3-venv python3-pip ca-certificates
       # arm64 guests (tests/arm64): the emulator, static workloads, nm/objcopy and

@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the running kernel, through /proc/kcore (root; the default)")
     target.add_argument("--qemu", metavar="QMP_SOCKET", help="a QEMU guest's QMP socket")
     parser.add_argument("-s", "--symbols", metavar="VMLINUX", action="append", default=[],
-                        help="debug vmlinux (repeatable; default: drgn's debug info search)")
+                        help="debug vmlinux (repeatable; default: drgn's debug info search); "
+                             "without DWARF: the build's vmlinuz or vmlinux, for its BTF")
     parser.add_argument("--debug-info", choices=("auto", "dwarf", "btf"), default="auto",
                         help="where types and symbols come from: the debug vmlinux's DWARF, "
                              "or the kernel's own BTF and kallsyms (default: DWARF if found)")

@@ -30,10 +30,12 @@ from drgn import TypeKind
 from oomdrgn.core import btf as B
 from oomdrgn.core.btf import Btf, find_btf
 from oomdrgn.core.elffile import read_section
+from oomdrgn.core.kimage import gnu_build_ids
 from oomdrgn.core.memcg_meminfo import mem_cgroup_print_oom_meminfo
 from oomdrgn.core.oom import dump_tasks, format_dump_tasks
 from oomdrgn.core.oom_report import oom_control, oom_report
 from oomdrgn.drgn.backend import reader_for
+from oomdrgn.drgn.bootimage import kernel_of
 from oomdrgn.drgn.port import DrgnPort
 from oomdrgn.drgn.program import open_program
 
@@ -69,6 +71,18 @@ def dwarf(kernel) -> DrgnPort:
     module.try_file(str(kernel.vmlinux), force=True)
     assert module.debug_file_path, "drgn did not take the vmlinux's DWARF"
     return DrgnPort(prog)
+
+
+def test_kernel_image_file(kernel, blob):
+    """The build's vmlinuz (x86 bzImage: lz4 on 5.10 and 6.1, zstd after; arm64:
+    an uncompressed Image) holds the debug vmlinux's build ID and the same BTF."""
+    image, what = kernel_of(str(kernel.vmlinuz))
+    assert what == ("arm64 Image" if kernel.arch == "arm64" else
+                    f"x86 bzImage, {'lz4' if kernel.name in ('5.10', '6.1') else 'zstd'}")
+    want = read_section(str(kernel.vmlinux), ".notes")
+    assert any(want.find(bytes.fromhex(i)) > 0 for i in gnu_build_ids(image))
+    hit = find_btf(image)
+    assert hit is not None and image[hit[0]:hit[0] + hit[1]] == blob
 
 
 def test_parse_time(kernel, blob, record_property):

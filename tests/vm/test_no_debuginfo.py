@@ -160,3 +160,19 @@ def test_damaged_btf_or_kallsyms(kernel, panic, tmp_path, damage, monkeypatch):
     assert res.stdout == ""
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and expect in lines[0] and "-s VMLINUX" in lines[0], res.stderr
+    if damage == "btf":
+        # The build's kernel image file (vmlinuz: a bzImage, lz4 on 5.10 and 6.1;
+        # arm64's uncompressed Image) gives the types instead.
+        res = run_oomdrgn("-c", dump, "-s", kernel.vmlinuz, "tasks")
+        assert res.stdout == printed(panic.table_lines)
+        assert f"types from the BTF of {kernel.vmlinux.parent / 'vmlinuz'} (" in res.stderr
+        assert "the kernel's BTF is damaged" in res.stderr
+        # Another build's image, or no image at all: one line, exit 4.
+        other = next(p for p in kernel.vmlinux.parent.parent.glob("*/vmlinuz")
+                     if p.parent != kernel.vmlinux.parent)
+        junk = tmp_path / "junk"
+        junk.write_bytes(bytes(4096))
+        for path, words in ((other, "does not match the kernel"), (junk, "not a kernel image")):
+            res = run_oomdrgn("-c", dump, "-s", path, "tasks", check_status=errors.EXIT_DEBUGINFO)
+            lines = res.stderr.strip().splitlines()
+            assert res.stdout == "" and len(lines) == 1 and words in lines[0], res.stderr

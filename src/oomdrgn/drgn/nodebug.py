@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 from drgn import FaultError, Program
 
 from ..core.btf import Btf, BtfError, find_btf
+from ..core.elffile import read_section
 from ..core.errors import EXIT_DEBUGINFO, OomdrgnError
 from ..core.kallsyms import Kallsyms, KallsymsError, read_kallsyms
 from ..core.port import Fault
@@ -69,8 +70,35 @@ def _btf_blob(prog: Program, ks: Kallsyms) -> Tuple[bytes, int, str]:
                        EXIT_DEBUGINFO)
 
 
-def _load(prog: Program, info: dict) -> Tuple[Btf, Kallsyms, int, str]:
-    """BTF and kallsyms parsed from memory, BTF's address, and where from."""
+def _file_btf(prog: Program, vmlinux: Optional[str]) -> Optional[Tuple[bytes, str]]:
+    """The BTF of the build's file given with ``-s`` (a kernel image, or a vmlinux
+    without DWARF), and what it is; None without one."""
+    image = prog.config.get("oomdrgn.boot_image")
+    if image is not None:
+        path, what, blob = image
+        return (blob, f"{path} ({what})") if blob else None
+    if vmlinux:
+        try:
+            blob = read_section(vmlinux, ".BTF")
+        except (OSError, ValueError):
+            return None
+        return (blob, vmlinux) if blob else None
+    return None
+
+
+def _memory_btf(prog: Program, ks: Kallsyms, arch: str) -> Tuple[Btf, int, str]:
+    blob, at, how = _btf_blob(prog, ks)
+    try:
+        return Btf(blob, char_signed=arch == "x86_64"), at, how
+    except BtfError as e:
+        raise OomdrgnError(f"no debug info, and the kernel's BTF is damaged ({e}): pass the "
+                           "debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO) from None
+
+
+def _load(prog: Program, info: dict,
+          vmlinux: Optional[str] = None) -> Tuple[Btf, Kallsyms, int, str]:
+    """BTF and kallsyms parsed from memory (BTF from the ``-s`` file where memory
+    has none), BTF's address in memory (0: from the file), and where from."""
     arch = "aarch64" if "NUMBER(kimage_voffset)" in info else "x86_64"
     little = bool(prog.platform.flags & prog.platform.flags.IS_LITTLE_ENDIAN)
     try:
@@ -82,16 +110,24 @@ def _load(prog: Program, info: dict) -> Tuple[Btf, Kallsyms, int, str]:
         raise OomdrgnError("no debug info, and the kernel's kallsyms holds functions only (built "
                            "without CONFIG_KALLSYMS_ALL: no init_task, no data): pass the debug "
                            "vmlinux (-s VMLINUX)", EXIT_DEBUGINFO)
-    blob, at, how = _btf_blob(prog, ks)
-    try:
-        btf = Btf(blob, char_signed=arch == "x86_64")
-    except BtfError as e:
-        raise OomdrgnError(f"no debug info, and the kernel's BTF is damaged ({e}): pass the "
-                           "debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO) from None
     tables = ("VMCOREINFO's kallsyms tables" if "SYMBOL(kallsyms_names)" in info
               else "kallsyms tables found in the kernel image")
+    symbols = f"symbols from {tables}, {len(ks)} symbols"
+    try:
+        btf, at, how = _memory_btf(prog, ks, arch)
+    except OomdrgnError as e:
+        found = _file_btf(prog, vmlinux)
+        if found is None:
+            raise
+        try:
+            btf = Btf(found[0], char_signed=arch == "x86_64")
+        except BtfError as bad:
+            raise OomdrgnError(f"{e}; the BTF of {found[1]} is damaged too ({bad})",
+                               EXIT_DEBUGINFO) from None
+        return btf, ks, 0, (f"types from the BTF of {found[1]}, {btf.types} types (the "
+                            f"kernel's memory has none: {e.args[0]}); {symbols}")
     return btf, ks, at, (f"types from the kernel's BTF at {at:#x} ({how}), {btf.types} types; "
-                         f"symbols from {tables}, {len(ks)} symbols")
+                         f"{symbols}")
 
 
 def _warm(prog: Program, layout: Layout, kaslr: int) -> bool:
@@ -117,15 +153,15 @@ def btf_port(prog: Program, vmlinux: Optional[str] = None,
     layout = load_layout(build_id) if use_cache else None
     if layout is not None and _warm(prog, layout, kaslr):
         def later() -> Tuple[Btf, Kallsyms]:
-            btf, ks, _, _ = _load(prog, info)
+            btf, ks, _, _ = _load(prog, info, vmlinux)
             return btf, ks
         where = cache_dir() / f"{build_id}.json"
         return (BtfPort(prog, later, layout, kaslr, vmlinux),
                 f"no debug info: types and symbols from the layout cache {where} "
                 f"(checked against the kernel's BTF at {layout.btf_at + kaslr:#x})")
-    btf, ks, at, sources = _load(prog, info)
+    btf, ks, at, sources = _load(prog, info, vmlinux)
     layout = Layout(build_id, (at - kaslr) & (2**64 - 1),
-                    btf_check(prog.read(at, CHECK_BYTES)))
-    if not use_cache or not build_id:
+                    btf_check(prog.read(at, CHECK_BYTES)) if at else "")
+    if not use_cache or not build_id or not at:  # BTF from a file: not checkable in memory
         layout.build_id = ""  # never saved
     return BtfPort(prog, lambda: (btf, ks), layout, kaslr, vmlinux), f"no debug info: {sources}"

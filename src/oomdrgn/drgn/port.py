@@ -18,17 +18,27 @@ _KINDS = {TypeKind.INT: "int", TypeKind.BOOL: "bool", TypeKind.ENUM: "enum",
 _PART = re.compile(r"[A-Za-z_]\w*|\[\d+\]")
 
 
+def _direct_mapping_offset(prog: Program) -> int:
+    """drgn's ``phys_to_virt(prog, 0)``, without importing every helper of
+    ``drgn.helpers.linux`` (~20 ms) where drgn's own function is at hand."""
+    try:
+        from _drgn import _linux_helper_direct_mapping_offset
+    except ImportError:  # another drgn: its public helper
+        from drgn.helpers.linux.mm import phys_to_virt
+        return phys_to_virt(prog, 0).value_()
+    return _linux_helper_direct_mapping_offset(prog)
+
+
 def linear_map(prog: Program) -> Optional[Tuple[int, int, int]]:
     """``(start, end, offset)``: the kernel's direct map of RAM, virtual
     ``[start, end)`` at physical ``address - offset``, from drgn's own
     ``phys_to_virt()`` and the kernel's ``min_low_pfn``/``max_pfn``; None if
     the kernel does not tell."""
-    from drgn.helpers.linux.mm import phys_to_virt
     try:
         shift = prog["PAGE_SHIFT"].value_()
         low = prog["min_low_pfn"].value_() << shift
         high = prog["max_pfn"].value_() << shift
-        offset = phys_to_virt(prog, 0).value_()
+        offset = _direct_mapping_offset(prog)
     except (LookupError, FaultError, ValueError, NotImplementedError):
         return None
     if not 0 <= low < high:

@@ -16,7 +16,7 @@ from ..core.elffile import core_note_names, elf_machine, load_segments
 from ..core.rawimage import RawImageError, elf_banks, is_bank_spec, open_banks
 from ..core.errors import (EXIT_DEBUGINFO, EXIT_PERMISSION, EXIT_TARGET, OomdrgnError)
 
-__all__ = ["open_program", "core_format", "DEBUG_INFO"]
+__all__ = ["open_program", "core_format", "DEBUG_INFO", "BOOT_IMAGE", "NODEBUG_VMLINUX"]
 
 _ARCH = {"x86_64": Architecture.X86_64, "aarch64": Architecture.AARCH64}
 
@@ -253,6 +253,9 @@ def _set_target(prog_args: dict, core: Union[str, Sequence[str], None], kcore: b
 DEBUG_INFO = "oomdrgn.debug_info"
 #: ``prog.config`` key: a vmlinux of the target's build without DWARF (``-s``)
 NODEBUG_VMLINUX = "oomdrgn.nodebug_vmlinux"
+#: ``prog.config`` key: ``(path, what, BTF blob or None)`` of a kernel image
+#: file (``-s vmlinuz``) of the target's build
+BOOT_IMAGE = "oomdrgn.boot_image"
 
 
 def _load_debug_info(prog: Program, vmlinux: Sequence[str], mode: str = "auto") -> None:
@@ -261,6 +264,9 @@ def _load_debug_info(prog: Program, vmlinux: Sequence[str], mode: str = "auto") 
     for path in vmlinux:
         if not os.path.isfile(path):
             raise OomdrgnError(f"{path}: no such vmlinux", EXIT_DEBUGINFO)
+    if vmlinux and _is_boot_image(vmlinux[0]):
+        _boot_image(prog, vmlinux[0], mode)
+        return
     if mode == "btf":
         prog.config[DEBUG_INFO] = "btf"
         if vmlinux and _same_build(prog, vmlinux[0]):
@@ -273,8 +279,11 @@ def _load_debug_info(prog: Program, vmlinux: Sequence[str], mode: str = "auto") 
             prog.load_debug_info(main=True)
     except drgn.MissingDebugInfoError:
         pass  # judged below, for the main module only
-    main = prog.main_module()
-    if main.debug_file_path is not None:
+    try:
+        main = prog.main_module()
+    except LookupError:  # drgn took none of the files
+        main = None
+    if main is not None and main.debug_file_path is not None:
         prog.config[DEBUG_INFO] = "dwarf"
         return
     if mode == "auto" and not vmlinux:
@@ -295,6 +304,41 @@ def _load_debug_info(prog: Program, vmlinux: Sequence[str], mode: str = "auto") 
     raise OomdrgnError(
         f"no debug info found for kernel {release}: install linux-image-{release}-dbg "
         "or pass -s VMLINUX", EXIT_DEBUGINFO)
+
+
+def _is_boot_image(path: str) -> bool:
+    """Whether *path* is a kernel image file (vmlinuz), not an ELF vmlinux."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) != b"\x7fELF"
+    except OSError:
+        return False
+
+
+def _boot_image(prog: Program, path: str, mode: str) -> None:
+    """``-s vmlinuz``: no DWARF in it; its BTF backs the kernel's own (same
+    build ID as VMCOREINFO's), for a target whose memory lacks it."""
+    from ..core.kimage import KimageError, gnu_build_ids
+    from ..core.rawimage import parse_vmcoreinfo
+    from .bootimage import kernel_of
+    if mode == "dwarf":
+        raise OomdrgnError(f"{path} is a kernel image (vmlinuz), without DWARF: pass the "
+                           f"debug vmlinux (linux-image-{_release(prog)}-dbg)", EXIT_DEBUGINFO)
+    try:
+        kernel, what = kernel_of(path)
+    except KimageError as e:
+        raise OomdrgnError(f"{path}: {e}", EXIT_DEBUGINFO) from None
+    try:
+        want = parse_vmcoreinfo(prog["VMCOREINFO"].string_()).get("BUILD-ID", "")
+    except (LookupError, FaultError, ValueError):
+        want = ""
+    if not want or not any(have.startswith(want) for have in gnu_build_ids(kernel)):
+        raise OomdrgnError(f"{path} ({what}) does not match the kernel in the target "
+                           f"({_release(prog)}; build ID mismatch)", EXIT_DEBUGINFO)
+    from ..core.btf import find_btf
+    hit = find_btf(kernel)
+    prog.config[DEBUG_INFO] = "btf"
+    prog.config[BOOT_IMAGE] = (path, what, kernel[hit[0]:hit[0] + hit[1]] if hit else None)
 
 
 def _same_build(prog: Program, path: str) -> bool:
