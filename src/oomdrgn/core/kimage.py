@@ -10,7 +10,7 @@ import lzma
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import List
+from typing import List, Union
 
 __all__ = ["BootImage", "KimageError", "boot_image", "decompress", "gnu_build_ids",
            "STDLIB_METHODS"]
@@ -90,6 +90,7 @@ def decompress(image: BootImage) -> bytes:
     """
     if image.compression == "none":
         return image.payload
+    unpacker: Union["zlib._Decompress", lzma.LZMADecompressor, bz2.BZ2Decompressor]
     if image.compression == "gzip":
         unpacker = zlib.decompressobj(16 + zlib.MAX_WBITS)
     elif image.compression in ("xz", "lzma"):
