@@ -49,6 +49,11 @@ def test_qemu_guest_equals_its_dump_and_sysrq_table(kernel):
             dump = guest.dump(f"{workdir}/vmcore", "kdump-zlib")
             dumped = run_oomdrgn("-c", dump, "-s", kernel.vmlinux, "-q", "tasks").stdout
             assert live == dumped
+            # No debug info: the guest's own BTF and kallsyms, read over QMP.
+            nodebug = run_oomdrgn("--qemu", guest.qmp_path_for_drgn, "--debug-info", "btf",
+                                  "tasks")
+            assert nodebug.stdout == dumped
+            assert "oomdrgn: no debug info: types " in nodebug.stderr
             kill_live = run_oomdrgn("--qemu", guest.qmp_path_for_drgn, "-s", kernel.vmlinux,
                                     "-q", "kill", "--json", 1).returncode
             assert kill_live == 0
