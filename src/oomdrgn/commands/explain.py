@@ -1,0 +1,41 @@
+"""``explain PID``: every number of one task's row, kill line and badness
+(:mod:`oomdrgn.core.explain`); argument parsing and printing only."""
+
+import argparse
+import json
+from typing import Any, TextIO
+
+from ..core.errors import EXIT_QUERY, EXIT_TARGET, OomdrgnError
+from ..core.explain import explain_task, format_explain
+from ..core.oom import ReadError, Reader, TargetError
+
+__all__ = ["EXPLAIN_COMMANDS", "add_explain_subcommands", "run_explain"]
+
+EXPLAIN_COMMANDS = ("explain",)
+
+
+def add_explain_subcommands(subparsers: Any) -> None:
+    """Add ``explain`` to *subparsers*."""
+    p = subparsers.add_parser(
+        "explain", help="every number of PID's dump_tasks() row, kill line and badness: "
+                        "the kernel's expression, the fields read, printed vs exact")
+    p.add_argument("pid", type=int, metavar="PID")
+    p.add_argument("--memcg", metavar="PATH",
+                   help="as a memcg OOM in this cgroup (v2 path) would see it")
+    p.add_argument("--json", action="store_true", help="as JSON")
+
+
+def run_explain(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
+    """Run ``explain``; returns the exit status."""
+    try:
+        doc = explain_task(reader, args.pid, args.memcg)
+    except TargetError as e:
+        raise OomdrgnError(str(e), EXIT_QUERY) from None
+    except ReadError as e:
+        raise OomdrgnError(f"target memory unreadable: {e}", EXIT_TARGET) from None
+    if args.json:
+        json.dump(doc, out, indent=1)
+        out.write("\n")
+    else:
+        out.write(format_explain(doc))
+    return 0
