@@ -19,6 +19,9 @@
   unreclaimable slab: the report includes ``Unreclaimable slab info:``.
 * :func:`numa_kill_moment`: :func:`kill_moment` on a two-node guest, the hog
   confined by a cpuset to node 0 (per-node lines, the node filter).
+* :func:`whatif_kill_moment`: :func:`kill_moment` with ``oom_score_adj`` values
+  written in the guest (by member name) before the hog starts: the kernel's
+  side of a what-if.
 
 Every scenario takes ``swap_mb`` (zram swap in the guest, see :class:`Guest`),
 and ``fmt``: the dump formats of the moment, ``elf``, ``kdump-zlib`` and
@@ -48,7 +51,8 @@ __all__ = ["Artifacts", "IDLE_POPULATION", "KILL_FUNCTION", "MEMCG_POPULATION",
            "SWAP_POPULATION", "idle_scores", "kill_line", "kill_moment", "memcg_kill_moment",
            "memcg_panic", "memcg_report", "memcg_v1_report_moment", "MEMCG_V1_ROOT",
            "numa_kill_moment", "oom_table", "panic_snapshot",
-           "slab_kill_moment", "summary_line", "sysrq_kill_moment", "sysrq_table"]
+           "slab_kill_moment", "summary_line", "sysrq_kill_moment", "sysrq_table",
+           "whatif_kill_moment"]
 
 KILL_FUNCTION = "__oom_kill_process"
 _TABLE_END = ("oom-kill:", "Out of memory", "Memory cgroup out of memory", "Kernel panic")
@@ -713,3 +717,36 @@ def numa_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
         return start_population(guest, population, cpu=1)
     return _kill_moment(kernel, workdir, (), fmt, timeout, 0, 0, hog_cgroup=cpuset,
                         prepare=confine, guest_options={"numa_nodes": 2})
+
+
+def whatif_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
+                       set_adj: Optional[Mapping[str, int]] = None,
+                       population: Sequence[Member] = DEFAULT_POPULATION,
+                       fmt: Union[str, Sequence[str]] = "elf", timeout: float = 600.0,
+                       cpu: int = 0) -> Artifacts:
+    """:func:`kill_moment`, but once ``population`` is ready (before the hog
+    starts) ``set_adj[name]`` is written to ``/proc/PID/oom_score_adj`` of every
+    process of member ``name``: what ``oomdrgn victim --set-adj PID=N`` assumed,
+    done by the kernel. The members start as they would without it (same
+    order, same ``--adj``), so only the written values differ.
+    """
+    set_adj = dict(set_adj or {})
+    unknown = set(set_adj) - {m.name for m in population}
+    if unknown:
+        raise HarnessError(f"set_adj names no member: {sorted(unknown)}")
+
+    def prepare(guest: Guest) -> Dict[str, List[int]]:
+        pids = start_population(guest, population, cpu=cpu)
+        writes = [f"echo {int(adj)} > /proc/{pid}/oom_score_adj"
+                  for name, adj in sorted(set_adj.items()) for pid in pids[name]]
+        reads = " ".join(f"/proc/{pid}/oom_score_adj"
+                         for name in sorted(set_adj) for pid in pids[name])
+        out = guest.run(" && ".join(writes) + f" && cat {reads}")
+        want = [str(int(adj)) for name, adj in sorted(set_adj.items()) for _ in pids[name]]
+        if out.split()[-len(want):] != want:
+            raise HarnessError(f"oom_score_adj not written: read {out!r}, want {want}")
+        return pids
+    art = _kill_moment(kernel, workdir, (), fmt, timeout, cpu, 0, prepare=prepare)
+    art.cgroups = _cgroups(population, "")
+    art.save()
+    return art
