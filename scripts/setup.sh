@@ -13,7 +13,10 @@ pkgs=(qemu-system-x86 qemu-utils busybox-static gcc libc6-dev gdb binutils xz-ut
       # arm64 guests (tests/arm64): the emulator, static workloads, nm/objcopy and
       # gdb for aarch64, qemu-user to list the arm64 busybox's applets
       qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
-      gdb-multiarch qemu-user-static)
+      gdb-multiarch qemu-user-static
+      # the HTML page's browser tests (tests/browser, tests/vm/test_html.py): headless
+      # chromium driven through chromium-driver (selenium is in the test extra)
+      chromium chromium-driver)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,1 @@
+from .fixtures import artifacts, browser  # noqa: F401
