@@ -12,6 +12,7 @@ from typing import Any, List, Optional, TextIO
 from ..core.errors import EXIT_PARTIAL, EXIT_QUERY, EXIT_USAGE, OomdrgnError, TargetError
 from ..core.formats import parse_bitmap_list
 from ..core.oom import Reader
+from .whatif import add_whatif_arguments, whatif_reader
 
 __all__ = ["OOM_REPORT_COMMANDS", "add_oom_report_subcommands", "run_oom_report"]
 
@@ -59,13 +60,14 @@ def add_oom_report_subcommands(subparsers: Any) -> None:
     p.add_argument("--victim", type=int, metavar="PID",
                    help="default: the OOM's own victim, else select_bad_process()'s")
     p.add_argument("--json", action="store_true", help="every section and value as JSON")
+    add_whatif_arguments(p)
     p = subparsers.add_parser("show-mem", help="__show_mem() alone: Mem-Info, zones, "
                                                "buddy lists, swap, pages RAM")
     _gfp_options(p)
     p.add_argument("--json", action="store_true", help="lines and values as JSON")
 
 
-def _control(reader: Reader, args: argparse.Namespace):
+def _control(reader: Reader, args: argparse.Namespace, whatif: bool = False):
     from ..core.gfp import parse_gfp
     from ..core.oom_report import oom_control
     gfp: Optional[int] = None
@@ -84,7 +86,8 @@ def _control(reader: Reader, args: argparse.Namespace):
     try:
         return oom_control(reader, gfp_mask=gfp, order=order,
                            memcg=getattr(args, "memcg", None), current_pid=args.current,
-                           victim_pid=getattr(args, "victim", None), nodemask=args.nodemask)
+                           victim_pid=getattr(args, "victim", None), nodemask=args.nodemask,
+                           choose_victim=not whatif)
     except TargetError as e:
         raise OomdrgnError(str(e), EXIT_QUERY) from None
 
@@ -98,7 +101,17 @@ def _control_json(oc) -> dict:
 def run_oom_report(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
     """Run ``oom-report`` or ``show-mem``; returns the exit status."""
     from ..core.oom_report import Section, oom_report
-    oc = _control(reader, args)
+    target, view = reader, None
+    if args.command == "oom-report":
+        reader, view = whatif_reader(target, args)
+    # The OOM's control as the target shows it, then under the assumptions.
+    oc = _control(target, args, view is not None)
+    if view is not None:
+        from ..core.whatif import assumed_control
+        try:
+            oc = assumed_control(view, oc, getattr(args, "victim", None))
+        except TargetError as e:
+            raise OomdrgnError(str(e), EXIT_QUERY) from None
     if args.command == "show-mem":
         from ..core.gfp import gfp_zone
         from ..core.show_mem import show_mem
@@ -110,10 +123,15 @@ def run_oom_report(reader: Reader, args: argparse.Namespace, out: TextIO) -> int
         report = oom_report(reader, oc)
         sections, partial = report.sections, report.partial
     if args.json:
-        json.dump({"control": _control_json(oc),
-                   "sections": [dataclasses.asdict(s) for s in sections]}, out, indent=1)
+        doc = {"control": _control_json(oc),
+               "sections": [dataclasses.asdict(s) for s in sections]}
+        if view is not None:
+            doc = {"assumed": view.lines(oc.memcg), **doc}
+        json.dump(doc, out, indent=1)
         out.write("\n")
     else:
+        if view is not None:
+            out.writelines(line + "\n" for line in view.lines(oc.memcg))
         for sec in sections:
             if not sec.exact and sec.lines:
                 out.write(f"# {sec.note}\n")

@@ -41,6 +41,8 @@ def add_report_subcommands(subparsers: Any) -> None:
     p.add_argument("file", metavar="FILE", help="kernel log text (dmesg, dmesg -T, journalctl, "
                                                 "syslog); '-' reads stdin")
     p.add_argument("--json", action="store_true", help="reports as JSON")
+    p.add_argument("--html", metavar="PAGE",
+                   help="also write one self-contained HTML page of the log's reports")
 
 
 # -- re-rendering ------------------------------------------------------------------
@@ -224,6 +226,9 @@ def _parse(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         json.dump({"file": args.file, "reports": docs}, out, indent=1)
         out.write("\n")
+    if getattr(args, "html", None):
+        from .html import command_line, log_page, write_page
+        write_page(log_page(text, args.file, command_line(args)), args.html, out)
     return status
 
 

@@ -17,8 +17,11 @@ from ..core.decision import (memcg_dump_tasks, oom_badness, oom_score, oom_score
 from ..core.oom import (ReadError, Reader, TargetError, dump_tasks, format_dump_tasks,
                   oom_kill_victim)
 from ..core.formats import MEMCG_PREFIX, OOM_PREFIX, format_kill_line, format_row
+from .html import HTML_COMMANDS, add_html_subcommand, run_html
 from .oom_report import OOM_REPORT_COMMANDS, add_oom_report_subcommands, run_oom_report
 from .reports import REPORT_COMMANDS, add_report_subcommands, run_report
+from .explain import EXPLAIN_COMMANDS, add_explain_subcommands, run_explain
+from .whatif import add_whatif_arguments, whatif_reader
 
 __all__ = ["add_subcommands", "add_rule_argument", "run_command"]
 
@@ -35,7 +38,7 @@ def add_rule_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_subcommands(parser: argparse.ArgumentParser) -> "argparse._SubParsersAction":
     """Add the subcommands (tasks, kill, victim, score, summary, report, parse,
-    oom-report, show-mem) to *parser*."""
+    oom-report, show-mem, html) to *parser*."""
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = sub.add_parser("tasks", help="the dump_tasks() table, as this kernel prints it")
     p.add_argument("--memcg", metavar="PATH",
@@ -55,16 +58,20 @@ def add_subcommands(parser: argparse.ArgumentParser) -> "argparse._SubParsersAct
     p.add_argument("--all", action="store_true",
                    help="rank every candidate and say why others were skipped")
     p.add_argument("--json", action="store_true", help="as JSON")
+    add_whatif_arguments(p)
     p = sub.add_parser("score", help="/proc/PID/oom_score as proc_oom_score() computes it")
     p.add_argument("pids", type=int, nargs="*", metavar="PID", help="default: every process")
     p.add_argument("--json", action="store_true", help="as JSON")
+    add_whatif_arguments(p, set_max=False)
     p = sub.add_parser("summary", help="the 'oom-kill:constraint=...' line for victim PID")
     p.add_argument("pid", type=int, metavar="PID")
     p.add_argument("--memcg", metavar="PATH", help="for a memcg OOM in this cgroup")
     p.add_argument("--current", type=int, metavar="PID",
                    help="the task that hit the OOM (default: the panicking/busy CPU's)")
     add_report_subcommands(sub)
+    add_explain_subcommands(sub)
     add_oom_report_subcommands(sub)
+    add_html_subcommand(sub)
     return sub
 
 
@@ -145,11 +152,24 @@ def _constraint(reader: Reader, memcg, current=None, victim=None):
 
 
 def _victim(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
-    sel = select_bad_process(reader, args.memcg, args.sysrq, _constraint(reader, args.memcg))
+    # The OOM's constraint as the target shows it, then under the assumptions.
+    constraint = _constraint(reader, args.memcg)
+    reader, view = whatif_reader(reader, args)
+    if view is not None:
+        constraint = view.assumed_constraint(constraint, args.memcg)
+    sel = select_bad_process(reader, args.memcg, args.sysrq, constraint)
+    kill = None
+    if view is not None and sel.chosen_pid is not None and sel.chosen_pid > 0:
+        kill = format_kill_line(reader.info.eras.kill, oom_kill_victim(reader, sel.chosen_pid),
+                                MEMCG_PREFIX if args.memcg else OOM_PREFIX)
     if args.json:
         doc = {"kernel": _kernel_json(reader), **dataclasses.asdict(sel)}
+        if view is not None:
+            doc.update(assumed=view.lines(args.memcg), kill_line=kill)
         _dump(doc, out)
         return 0
+    if view is not None:
+        out.writelines(line + "\n" for line in view.lines(args.memcg))
     scope = f"memcg {args.memcg}" if args.memcg else "global"
     if sel.chosen_pid == -1:
         out.write(f"select_bad_process ({scope}): aborted, an earlier OOM victim is still "
@@ -162,7 +182,7 @@ def _victim(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"victim: pid {sel.chosen_pid} ({name}) points {sel.chosen_points} "
                   f"totalpages {sel.totalpages} ({scope})\n")
     out.write(f"rule: {sel.rule}\n")
-    if args.all:
+    if args.all or view is not None:
         ranked = sorted(enumerate(sel.candidates),
                         key=lambda ic: (ic[1].points is None,
                                         -(ic[1].points or 0), -ic[0]))
@@ -170,10 +190,13 @@ def _victim(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
         for n, (_, c) in enumerate(ranked, 1):
             pts = "-" if c.points is None else str(c.points)
             out.write(f"{n:>4} {c.pid:>7} {pts:>20} {c.oom_score_adj:>5}  {c.verdict}: {c.name}\n")
+    if kill is not None:
+        out.write(kill)
     return 0
 
 
 def _score(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
+    reader, view = whatif_reader(reader, args)
     scores: Sequence[Tuple[int, Optional[str], Optional[int]]]
     if args.pids:
         try:
@@ -183,8 +206,11 @@ def _score(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
     else:
         scores = oom_scores(reader)
     if args.json:
-        _dump([{"pid": p, "oom_score": s} for p, _, s in scores], out)
+        doc: Any = [{"pid": p, "oom_score": s} for p, _, s in scores]
+        _dump(doc if view is None else {"assumed": view.lines(), "scores": doc}, out)
     else:
+        if view is not None:
+            out.writelines(line + "\n" for line in view.lines())
         for pid, name, score in scores:
             out.write(f"{pid:>7} {'?' if score is None else score:>5}"
                       f"{' ' + name if name else ''}\n")
@@ -226,9 +252,12 @@ def run_command(reader: Optional[Reader], args: argparse.Namespace, out: TextIO)
         except ReadError as e:
             raise OomdrgnError(f"target memory unreadable: {e}", EXIT_TARGET) from None
     assert reader is not None  # only "parse" (above) runs without a target
-    if args.command in OOM_REPORT_COMMANDS:
+    if args.command in EXPLAIN_COMMANDS:
+        return run_explain(reader, args, out)
+    if args.command in OOM_REPORT_COMMANDS + HTML_COMMANDS:
         try:
-            return run_oom_report(reader, args, out)
+            run = run_html if args.command in HTML_COMMANDS else run_oom_report
+            return run(reader, args, out)
         except TargetError as e:
             raise OomdrgnError(str(e), EXIT_QUERY) from None
         except ReadError as e:
