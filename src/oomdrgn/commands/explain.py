@@ -3,26 +3,13 @@
 
 import argparse
 import json
-from typing import Any, TextIO
+from typing import TextIO
 
 from ..core.errors import EXIT_QUERY, EXIT_TARGET, OomdrgnError
 from ..core.explain import explain_task, format_explain
 from ..core.oom import ReadError, Reader, TargetError
 
-__all__ = ["EXPLAIN_COMMANDS", "add_explain_subcommands", "run_explain"]
-
-EXPLAIN_COMMANDS = ("explain",)
-
-
-def add_explain_subcommands(subparsers: Any) -> None:
-    """Add ``explain`` to *subparsers*."""
-    p = subparsers.add_parser(
-        "explain", help="every number of PID's dump_tasks() row, kill line and badness: "
-                        "the kernel's expression, the fields read, printed vs exact")
-    p.add_argument("pid", type=int, metavar="PID")
-    p.add_argument("--memcg", metavar="PATH",
-                   help="as a memcg OOM in this cgroup (v2 path) would see it")
-    p.add_argument("--json", action="store_true", help="as JSON")
+__all__ = ["run_explain"]
 
 
 def run_explain(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:

@@ -20,20 +20,9 @@ from ..core.htmlpage import LoggedReport, MemcgNode, MemoryView, Page, TaskTable
 from ..core.logparse import OomReport, parse_lines, parse_log
 from ..core.model import ReadFailure, Row, Selection
 
-__all__ = ["HTML_COMMANDS", "add_html_subcommand", "run_html", "target_page", "log_page",
+__all__ = ["run_html", "target_page", "log_page",
            "write_page", "command_line"]
 
-HTML_COMMANDS = ("html",)
-
-
-def add_html_subcommand(subparsers: Any) -> None:
-    """Add ``html`` to *subparsers*."""
-    p = subparsers.add_parser(
-        "html", help="one self-contained HTML page: memory by use, the task table (sortable, "
-                     "badness, victim), memcgs, the logged reports beside memory")
-    p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="the page to write ('-': standard output)")
-    p.add_argument("--memcg", metavar="PATH", help="a memcg OOM in this cgroup")
 
 
 def command_line(args: argparse.Namespace) -> str:

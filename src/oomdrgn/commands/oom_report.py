@@ -7,64 +7,13 @@ Argument parsing and printing only: the answers come from :mod:`oomdrgn.core.oom
 import argparse
 import dataclasses
 import json
-from typing import Any, List, Optional, TextIO
+from typing import Optional, TextIO
 
 from ..core.errors import EXIT_PARTIAL, EXIT_QUERY, EXIT_USAGE, OomdrgnError, TargetError
-from ..core.formats import parse_bitmap_list
 from ..core.oom import Reader
-from .whatif import add_whatif_arguments, whatif_reader
+from .whatif import whatif_reader
 
-__all__ = ["OOM_REPORT_COMMANDS", "add_oom_report_subcommands", "run_oom_report"]
-
-OOM_REPORT_COMMANDS = ("oom-report", "show-mem")
-
-
-def _nodes(text: str) -> List[int]:
-    """``0-1,3`` (the kernel's ``%*pbl``) as a list of node ids."""
-    try:
-        return parse_bitmap_list(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a node list: {text!r} (e.g. 0 or 0-1,3)")
-
-
-def _order(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an order: {text!r}")
-    if value < -1:  # -1: a forced OOM (sysrq-f, the memcg's memory.max lowered)
-        raise argparse.ArgumentTypeError(f"order {value} out of range (-1 and up)")
-    return value
-
-
-def _gfp_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gfp", metavar="MASK",
-                   help="the allocation's gfp_mask: a number (0xcc0) or the kernel's flag "
-                        "names (GFP_KERNEL, GFP_HIGHUSER_MOVABLE|__GFP_COMP); default: the "
-                        "OOM in progress, else GFP_HIGHUSER_MOVABLE")
-    p.add_argument("--nodemask", type=_nodes, metavar="NODES",
-                   help="oc->nodemask (e.g. 0-1); default: the OOM in progress, else none")
-    p.add_argument("--current", type=int, metavar="PID",
-                   help="the task that hit the OOM; default: the task on the OOM path")
-
-
-def add_oom_report_subcommands(subparsers: Any) -> None:
-    """Add ``oom-report`` and ``show-mem`` to *subparsers*."""
-    p = subparsers.add_parser(
-        "oom-report", help="the whole OOM report (invoked line, stack, Mem-Info or memcg "
-                           "stats, slab, tasks, summary, kill line) as this kernel prints it")
-    _gfp_options(p)
-    p.add_argument("--order", type=_order, metavar="N", help="the allocation's order "
-                   "(default: the OOM in progress, else 0)")
-    p.add_argument("--memcg", metavar="PATH", help="a memcg OOM in this cgroup")
-    p.add_argument("--victim", type=int, metavar="PID",
-                   help="default: the OOM's own victim, else select_bad_process()'s")
-    p.add_argument("--json", action="store_true", help="every section and value as JSON")
-    add_whatif_arguments(p)
-    p = subparsers.add_parser("show-mem", help="__show_mem() alone: Mem-Info, zones, "
-                                               "buddy lists, swap, pages RAM")
-    _gfp_options(p)
-    p.add_argument("--json", action="store_true", help="lines and values as JSON")
+__all__ = ["run_oom_report"]
 
 
 def _control(reader: Reader, args: argparse.Namespace, whatif: bool = False):

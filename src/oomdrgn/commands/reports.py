@@ -24,25 +24,9 @@ from ..core.meminfo_parse import parse_memcg, parse_show_mem
 from ..core.model import ReadFailure
 from ..core.formats import format_kill_line, format_row, format_table
 
-__all__ = ["REPORT_COMMANDS", "add_report_subcommands", "run_report", "rerender",
+__all__ = ["run_report", "rerender",
            "describe_report"]
 
-REPORT_COMMANDS = ("report", "parse")
-
-
-def add_report_subcommands(subparsers: Any) -> None:
-    """Add ``report`` and ``parse`` to *subparsers* (from ``add_subparsers()``)."""
-    p = subparsers.add_parser(
-        "report", help="every OOM report in the target's kernel log, beside what "
-                       "oomdrgn recomputes now from memory")
-    p.add_argument("--json", action="store_true", help="reports and comparisons as JSON")
-    p = subparsers.add_parser(
-        "parse", help="read the OOM reports of a dmesg/journal text file (no target needed)")
-    p.add_argument("file", metavar="FILE", help="kernel log text (dmesg, dmesg -T, journalctl, "
-                                                "syslog); '-' reads stdin")
-    p.add_argument("--json", action="store_true", help="reports as JSON")
-    p.add_argument("--html", metavar="PAGE",
-                   help="also write one self-contained HTML page of the log's reports")
 
 
 # -- re-rendering ------------------------------------------------------------------

@@ -8,7 +8,7 @@ from ..core.errors import EXIT_QUERY, EXIT_USAGE, OomdrgnError, TargetError
 from ..core.oom import Reader
 from ..core.whatif import Assumptions, WhatIfReader, parse_set_adj, parse_set_max, what_if
 
-__all__ = ["add_whatif_arguments", "whatif_reader"]
+__all__ = ["whatif_reader"]
 
 
 def _pid(text: str, option: str) -> int:
@@ -29,23 +29,6 @@ def _pages(text: str) -> int:
     if pages < 0:
         raise ValueError(f"--swap-pages {pages}: must not be negative")
     return pages
-
-
-def add_whatif_arguments(p: argparse.ArgumentParser, set_max: bool = True) -> None:
-    """``--set-adj``, ``--set-max`` (if *set_max*), ``--exclude``, ``--swap-pages``."""
-    g = p.add_argument_group("what-if (assumed, nothing is written to the target)")
-    # Checked when run (whatif_reader): a bad value is one line, EXIT_USAGE, as --gfp's.
-    g.add_argument("--set-adj", action="append", default=[],
-                   metavar="PID=N", help="as if N (-1000..1000) were written to "
-                   "/proc/PID/oom_score_adj (repeatable)")
-    if set_max:
-        g.add_argument("--set-max", action="append", default=[],
-                       metavar="PATH=BYTES", help="as if the cgroup's memory.max were BYTES "
-                       "(K/M/G suffixes, or max) (repeatable)")
-    g.add_argument("--exclude", action="append", default=[], metavar="PID",
-                   help="as if the process PID had exited (repeatable)")
-    g.add_argument("--swap-pages", metavar="N",
-                   help="as if total_swap_pages were N")
 
 
 def whatif_reader(reader: Reader, args: argparse.Namespace) -> Tuple[Reader,
