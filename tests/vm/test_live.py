@@ -35,6 +35,7 @@ and the ``oomdrgn`` (python3) process itself, which is in oomdrgn's view but
 has exited before the kernel prints its table or ``/proc`` is read.
 """
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -138,6 +139,8 @@ def _run_live(kernel: str) -> LiveRun:
         if m:
             r["kill_victim"] = step("kill_victim", lambda: g.oomdrgn("-k", "-q", "kill",
                                                                      m.group(1)))
+            r["explain_victim"] = step("explain_victim", lambda: g.oomdrgn(
+                "-k", "-q", "explain", m.group(1), "--json"))
         # The kernel's worker for sysrq-f runs on the writer's CPU: the shell moves
         # to the population's CPU for the write, so the victim cannot exit (and
         # flush its rss caches, 5.10/6.1) before the kernel prints the kill line.
@@ -369,6 +372,11 @@ def test_victim_and_kill_line_are_the_sysrq_kill(live):
     assert f"Killed process {live.pids['lv-victim'][0]} (lv-victim)" in killed
     # oomdrgn's kill line, taken before the sysrq, is the one the kernel printed.
     assert live.res("kill_victim").stdout == killed + "\n"
+    # explain, live: the same kill line, the victim ranked first.
+    explained = live.res("explain_victim")
+    assert explained.status == 0, explained.stderr
+    doc = json.loads(explained.stdout)
+    assert doc["kill_line"]["line"] == killed and doc["badness"]["rank"] == 1
 
 
 @pytest.mark.timeout(LIVE_TIMEOUT)

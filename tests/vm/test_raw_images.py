@@ -129,6 +129,23 @@ def test_oom_report_from_raw_images(kernel, raw_killed):
                  show_mem=False)
 
 
+def test_explain_and_whatif_from_raw_images(kernel, raw_killed):
+    # explain and a what-if read raw images as the ELF dump of the same moment:
+    # the same record, field addresses included (the kernel's own virtual ones).
+    victim = raw_killed.victim_pid
+    answers = []
+    for fmt in ("raw", "elf"):
+        target = (*raw_killed.target_args(fmt), "-s", kernel.vmlinux, "-q")
+        explained = json.loads(run_oomdrgn(*target, "explain", victim, "--json").stdout)
+        whatif = json.loads(run_oomdrgn(*target, "victim", "--json", "--set-adj",
+                                        f"{victim}=-1000").stdout)
+        answers.append((explained, whatif))
+    (explained, whatif), elf = answers[0], answers[1]
+    assert (explained, whatif) == elf
+    assert explained["kill_line"]["line"] == raw_killed.kill_line
+    assert whatif["chosen_pid"] not in (None, -1, int(victim))
+
+
 def _copy_without_vmcoreinfo(specs, tmp_path):
     """The images, every ``OSRELEASE=`` overwritten: RAM without VMCOREINFO."""
     out = []
