@@ -1,5 +1,6 @@
 """``oomdrgn --qemu``: a running QEMU guest read over QMP, then the kernel's own view."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,13 @@ def test_qemu_guest_equals_its_dump_and_sysrq_table(kernel):
             dump = guest.dump(f"{workdir}/vmcore", "kdump-zlib")
             dumped = run_oomdrgn("-c", dump, "-s", kernel.vmlinux, "-q", "tasks").stdout
             assert live == dumped
+            # explain over QMP (paused) is the dump's, addresses and all.
+            chosen = json.loads(run_oomdrgn("-c", dump, "-s", kernel.vmlinux, "-q", "victim",
+                                            "--json").stdout)["chosen_pid"]
+            explained = [run_oomdrgn(*target, "-s", kernel.vmlinux, "-q", "explain", chosen,
+                                     "--json").stdout
+                         for target in (("--qemu", guest.qmp_path_for_drgn), ("-c", dump))]
+            assert explained[0] == explained[1] and json.loads(explained[0])["badness"]["rank"] == 1
             # No debug info: the guest's own BTF and kallsyms, read over QMP.
             nodebug = run_oomdrgn("--qemu", guest.qmp_path_for_drgn, "--debug-info", "btf",
                                   "tasks")
