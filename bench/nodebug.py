@@ -53,6 +53,12 @@ def main() -> int:
         "btf-cold": ([*oomdrgn, "-c", args.vmcore, "tasks"], cold_env),
         "btf-warm": ([*oomdrgn, "-c", args.vmcore, "tasks"], warm_env),
     }
+    # As pip installs a package: its bytecode compiled (drgn's is); an editable
+    # checkout run with PYTHONDONTWRITEBYTECODE would compile every module each run.
+    import oomdrgn
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(oomdrgn.__file__).parent)],
+                   env={k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"},
+                   check=True, stdout=subprocess.DEVNULL)
     try:
         subprocess.run(commands["btf-warm"][0], env=warm_env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fill it

@@ -12,7 +12,7 @@ from ..core.btf import Btf
 from ..core.kallsyms import Kallsyms
 from ..core.layoutcache import Layout
 from ..core.port import Member
-from .port import DrgnPort
+from .port import DrgnPort, symbol_linear_map
 
 __all__ = ["BtfPort"]
 
@@ -32,6 +32,8 @@ class BtfPort(DrgnPort):
         self.layout = layout
         self.kaslr = kaslr
         self._vmlinux = vmlinux
+        if not self.live and self._linear is None:  # drgn has no min_low_pfn without DWARF
+            self.direct_map(symbol_linear_map(prog, self.symbol))
 
     @property
     def btf(self) -> Btf:

@@ -1,7 +1,7 @@
 """The target port over a :class:`drgn.Program` (see :mod:`oomdrgn.core.port`)."""
 
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from drgn import (FaultError, Object, ObjectAbsentError, Program, ProgramFlags, Type, TypeKind,
                   offsetof, sizeof)
@@ -29,6 +29,22 @@ def _direct_mapping_offset(prog: Program) -> int:
     return _linux_helper_direct_mapping_offset(prog)
 
 
+def _file_memory(prog: Program):
+    """A direct reader of the target's files by physical address (raw images, an
+    ELF vmcore: mapped, sliced), or None; ~10x faster than a drgn read."""
+    from ..core.rawimage import PhysicalMemory, RawImageError, elf_banks
+    mem = prog.cache.get("oomdrgn_physmem")
+    path = prog.config.get("oomdrgn.elf_core")
+    if mem is None and path:
+        from ..core.elffile import load_segments
+        try:
+            mem = PhysicalMemory(elf_banks(path, load_segments(path)))
+        except (RawImageError, OSError, ValueError):
+            return None
+        prog.cache["oomdrgn_physmem"] = mem
+    return mem.slicer() if mem is not None else None
+
+
 def linear_map(prog: Program) -> Optional[Tuple[int, int, int]]:
     """``(start, end, offset)``: the kernel's direct map of RAM, virtual
     ``[start, end)`` at physical ``address - offset``, from drgn's own
@@ -40,6 +56,38 @@ def linear_map(prog: Program) -> Optional[Tuple[int, int, int]]:
         high = prog["max_pfn"].value_() << shift
         offset = _direct_mapping_offset(prog)
     except (LookupError, FaultError, ValueError, NotImplementedError):
+        return None
+    if not 0 <= low < high:
+        return None
+    return (low + offset) & _MASK64, (high + offset) & _MASK64, offset
+
+
+def symbol_linear_map(prog: Program, symbol: Callable[[str], Optional[Tuple[int, int]]]
+                      ) -> Optional[Tuple[int, int, int]]:
+    """:func:`linear_map` without debug info: the kernel's symbols (*symbol*, e.g.
+    from kallsyms) and VMCOREINFO give ``min_low_pfn``, ``max_pfn`` and the offset,
+    x86-64's ``page_offset_base`` or arm64's ``PAGE_OFFSET - PHYS_OFFSET``."""
+    from ..core.rawimage import parse_vmcoreinfo
+
+    def word(name: str) -> int:
+        found = symbol(name)
+        if found is None:
+            raise LookupError(name)
+        return int.from_bytes(prog.read(found[0], 8), "little")
+    try:
+        info = parse_vmcoreinfo(prog["VMCOREINFO"].string_())
+        shift = int(info["PAGESIZE"]).bit_length() - 1
+        low, high = word("min_low_pfn") << shift, word("max_pfn") << shift
+        if "NUMBER(kimage_voffset)" in info:
+            # arm64 since 14c127c957c1 ("arm64: mm: Flip kernel VA space") (in
+            # v5.4): the linear map starts at PAGE_OFFSET = -(1 << VA_BITS),
+            # physical address PHYS_OFFSET (__lm_to_phys()).
+            va_bits = int(info["NUMBER(VA_BITS)"])
+            phys_offset = int(info["NUMBER(PHYS_OFFSET)"], 16)
+            offset = (-(1 << va_bits) - phys_offset) & _MASK64
+        else:
+            offset = word("page_offset_base")  # x86-64: __va(x) = x + PAGE_OFFSET
+    except (LookupError, KeyError, FaultError, ValueError):
         return None
     if not 0 <= low < high:
         return None
@@ -63,16 +111,25 @@ class DrgnPort:
         # (oomdrgn.drgn.program.PAUSED).
         self.live = (bool(prog.flags & ProgramFlags.IS_LIVE)
                      and not prog.config.get(PAUSED, False))
-        self._linear = None if self.live else linear_map(prog)
         self._checked = False
+        self.direct_map(None if self.live else linear_map(prog))
         self._members: Dict[Tuple[str, str], Member] = {}
         self._symbols: Dict[str, Optional[Tuple[int, int]]] = {}
+
+    def direct_map(self, linear: Optional[Tuple[int, int, int]]) -> None:
+        """Read the direct map ``(start, end, offset)`` by physical address
+        (None: every read virtual)."""
+        self._linear = linear
+        self._file = None if linear is None else _file_memory(self.prog)
 
     def read(self, address: int, size: int) -> bytes:
         try:
             linear = self._linear
             if linear is not None and linear[0] <= address and address + size <= linear[1]:
-                data = self.prog.read((address - linear[2]) & _MASK64, size, True)
+                paddr = (address - linear[2]) & _MASK64
+                data = self._file(paddr, size) if self._file is not None else None
+                if data is None:
+                    data = self.prog.read(paddr, size, True)
                 if self._checked:
                     return data
                 self._checked = True  # once: the physical reading is the virtual one

@@ -216,6 +216,7 @@ def _set_target(prog_args: dict, core: Union[str, Sequence[str], None], kcore: b
                                EXIT_TARGET) from None
         if fmt == "elf":
             _warn_if_truncated(core)
+            prog.config[ELF_CORE] = core
         return prog
     if vmcoreinfo is not None or kaslr_offset is not None:
         raise OomdrgnError("--vmcoreinfo and --kaslr-offset apply to dumps and RAM images "
@@ -251,6 +252,9 @@ def _set_target(prog_args: dict, core: Union[str, Sequence[str], None], kcore: b
 #: ``prog.config`` key: ``dwarf`` (the debug vmlinux loaded) or ``btf`` (no debug
 #: info: types from the kernel's BTF, symbols from its kallsyms)
 DEBUG_INFO = "oomdrgn.debug_info"
+#: ``prog.config`` key: the path of the ELF vmcore drgn opened (its memory is
+#: also read directly, by physical address: :mod:`oomdrgn.drgn.port`)
+ELF_CORE = "oomdrgn.elf_core"
 #: ``prog.config`` key: a vmlinux of the target's build without DWARF (``-s``)
 NODEBUG_VMLINUX = "oomdrgn.nodebug_vmlinux"
 #: ``prog.config`` key: ``(path, what, BTF blob or None)`` of a kernel image
