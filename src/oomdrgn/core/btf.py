@@ -673,6 +673,18 @@ class Btf:
             size = 0
         return size, self.type_name(t)
 
+    def datasec(self, section: str) -> Dict[str, Tuple[int, int]]:
+        """``{variable: (offset, size)}`` of the VARs in DATASEC *section*
+        (``.data..percpu``: each per-CPU variable's offset in it); empty if none."""
+        out: Dict[str, Tuple[int, int]] = {}
+        for tid in self.find(section, (KIND_DATASEC,)):
+            pos = self._offsets[tid]
+            for p in range(pos + 3, pos + 3 + 3 * (self._w[pos + 1] & 0xFFFFFF), 3):
+                var, offset, size = self._w[p], self._w[p + 1], self._w[p + 2]
+                if self.kind(self._check_id(var)) == KIND_VAR:
+                    out.setdefault(self.name(var), (offset, size))
+        return out
+
     # Type names, as drgn's C formatter writes them ----------------------------------
 
     def type_name(self, tid: int) -> str:

@@ -9,9 +9,11 @@ from typing import Callable, List, Optional, Sequence, Tuple
 from drgn import Program
 
 from ..core.btf import Btf
+from ..core.errors import EXIT_DEBUGINFO, OomdrgnError
 from ..core.kallsyms import Kallsyms
 from ..core.layoutcache import Layout
 from ..core.port import Member
+from ..core.symrecover import WANTED, Recovered
 from .port import DrgnPort, symbol_linear_map
 
 __all__ = ["BtfPort"]
@@ -20,15 +22,18 @@ __all__ = ["BtfPort"]
 class BtfPort(DrgnPort):
     """:class:`oomdrgn.core.port.Target` over a drgn program without debug info.
 
-    :param load: gives ``(btf, kallsyms)`` when the layout cannot answer
+    :param load: gives ``(btf, (kallsyms, recovered))`` when the layout cannot
+        answer (``recovered``: the data symbols of a kernel whose kallsyms holds
+        functions only, see :mod:`oomdrgn.core.symrecover`; else None)
     :param kaslr: the kernel's KASLR offset (cached symbols are kept without it)
     """
 
-    def __init__(self, prog: Program, load: Callable[[], Tuple[Btf, Kallsyms]],
+    def __init__(self, prog: Program,
+                 load: Callable[[], Tuple[Btf, Tuple[Kallsyms, Optional[Recovered]]]],
                  layout: Layout, kaslr: int, vmlinux: Optional[str] = None) -> None:
         super().__init__(prog)
         self._load = load
-        self._loaded: Optional[Tuple[Btf, Kallsyms]] = None
+        self._loaded: Optional[Tuple[Btf, Tuple[Kallsyms, Optional[Recovered]]]] = None
         self.layout = layout
         self.kaslr = kaslr
         self._vmlinux = vmlinux
@@ -45,7 +50,14 @@ class BtfPort(DrgnPort):
     def kallsyms(self) -> Kallsyms:
         if self._loaded is None:
             self._loaded = self._load()
-        return self._loaded[1]
+        return self._loaded[1][0]
+
+    @property
+    def recovered(self) -> Optional[Recovered]:
+        """The recovered data symbols (kallsyms without CONFIG_KALLSYMS_ALL), or None."""
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded[1][1]
 
     def member(self, type_name: str, designator: str) -> Member:
         m = self.layout.member(type_name, designator)  # raises if cached as missing
@@ -81,7 +93,18 @@ class BtfPort(DrgnPort):
         known, found = self.layout.symbol(name, self.kaslr)
         if not known:
             found = self.kallsyms.lookup(name)
-            if found is not None:
+            rec = self.recovered
+            if found is None and rec is not None:
+                found = rec.symbols.get(name)
+                if found is None and name in WANTED:
+                    # Not absent from the kernel: not recovered. Never taken for
+                    # absent (a kernel without it would be answered for).
+                    raise OomdrgnError(
+                        f"no symbol {name}: the kernel's kallsyms holds functions only (built "
+                        f"without CONFIG_KALLSYMS_ALL) and {name} could not be recovered "
+                        f"({rec.missing.get(name, 'no source')}): pass the debug vmlinux "
+                        "(-s VMLINUX)", EXIT_DEBUGINFO)
+            elif found is not None:
                 # A variable BTF knows (per-CPU ones) has its type's size; any
                 # other, the distance to the next symbol, as kallsyms gives it.
                 var = self.btf.variable(name)

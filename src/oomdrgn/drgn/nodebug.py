@@ -11,6 +11,7 @@ from ..core.errors import EXIT_DEBUGINFO, OomdrgnError
 from ..core.kallsyms import Kallsyms, KallsymsError, read_kallsyms
 from ..core.port import Fault
 from ..core.rawimage import parse_vmcoreinfo
+from ..core.symrecover import Recovered, recover_symbols
 from ..core.layoutcache import CHECK_BYTES, Layout, btf_check, cache_dir, load_layout
 from .btfport import BtfPort
 
@@ -49,22 +50,28 @@ def _btf_blob(prog: Program, ks: Kallsyms) -> Tuple[bytes, int, str]:
         except Fault:
             pass
     lo = ks.address_of("__start_rodata") or ks.address_of("_etext")
-    hi = ks.address_of("__end_rodata") or ks.address_of("_end")
+    # Function-only kallsyms (no CONFIG_KALLSYMS_ALL) has no _end: the init text
+    # follows .rodata (and .data on x86-64).
+    hi = (ks.address_of("__end_rodata") or ks.address_of("_end")
+          or ks.address_of("_sinittext"))
     if lo is None or hi is None or hi <= lo:
         raise OomdrgnError("no debug info, and kallsyms does not say where the kernel's "
                            "read-only data is (no __start_BTF, __start_rodata)", EXIT_DEBUGINFO)
+    # The whole range at once (unreadable chunks as zeros): the blob (4 MB and
+    # more) may straddle any chunk.
+    data = bytearray()
     address = lo
     while address < hi:
+        size = min(_CHUNK, hi - address)
         try:
-            data = read(address, min(_CHUNK + 4096, hi - address))
+            data += read(address, size)
         except Fault:
-            address += _CHUNK
-            continue
-        hit = find_btf(data)
-        if hit is not None:
-            offset, length = hit
-            return read(address + offset, length), address + offset, "found in .rodata"
-        address += _CHUNK
+            data += bytes(size)
+        address += size
+    hit = find_btf(data)
+    if hit is not None:
+        offset, length = hit
+        return bytes(data[offset:offset + length]), lo + offset, "found in .rodata"
     raise OomdrgnError("no debug info, and no BTF in the kernel's memory (a kernel built "
                        "without CONFIG_DEBUG_INFO_BTF): pass the debug vmlinux (-s VMLINUX)",
                        EXIT_DEBUGINFO)
@@ -95,10 +102,11 @@ def _memory_btf(prog: Program, ks: Kallsyms, arch: str) -> Tuple[Btf, int, str]:
                            "debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO) from None
 
 
-def _load(prog: Program, info: dict,
-          vmlinux: Optional[str] = None) -> Tuple[Btf, Kallsyms, int, str]:
+def _load(prog: Program, info: dict, vmlinux: Optional[str] = None
+          ) -> Tuple[Btf, Tuple[Kallsyms, Optional[Recovered]], int, str]:
     """BTF and kallsyms parsed from memory (BTF from the ``-s`` file where memory
-    has none), BTF's address in memory (0: from the file), and where from."""
+    has none; data symbols recovered where kallsyms holds functions only), BTF's
+    address in memory (0: from the file), and where from."""
     arch = "aarch64" if "NUMBER(kimage_voffset)" in info else "x86_64"
     little = bool(prog.platform.flags & prog.platform.flags.IS_LITTLE_ENDIAN)
     try:
@@ -106,15 +114,12 @@ def _load(prog: Program, info: dict,
     except (KallsymsError, Fault) as e:
         raise OomdrgnError(f"no debug info, and the kernel's kallsyms cannot be read ({e}): "
                            "pass the debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO) from None
-    if not ks.all_symbols:
-        raise OomdrgnError("no debug info, and the kernel's kallsyms holds functions only (built "
-                           "without CONFIG_KALLSYMS_ALL: no init_task, no data): pass the debug "
-                           "vmlinux (-s VMLINUX)", EXIT_DEBUGINFO)
     tables = ("VMCOREINFO's kallsyms tables" if "SYMBOL(kallsyms_names)" in info
               else "kallsyms tables found in the kernel image")
     symbols = f"symbols from {tables}, {len(ks)} symbols"
     try:
         btf, at, how = _memory_btf(prog, ks, arch)
+        types = f"types from the kernel's BTF at {at:#x} ({how}), {btf.types} types"
     except OomdrgnError as e:
         found = _file_btf(prog, vmlinux)
         if found is None:
@@ -124,10 +129,18 @@ def _load(prog: Program, info: dict,
         except BtfError as bad:
             raise OomdrgnError(f"{e}; the BTF of {found[1]} is damaged too ({bad})",
                                EXIT_DEBUGINFO) from None
-        return btf, ks, 0, (f"types from the BTF of {found[1]}, {btf.types} types (the "
-                            f"kernel's memory has none: {e.args[0]}); {symbols}")
-    return btf, ks, at, (f"types from the kernel's BTF at {at:#x} ({how}), {btf.types} types; "
-                         f"{symbols}")
+        at = 0
+        types = (f"types from the BTF of {found[1]}, {btf.types} types (the "
+                 f"kernel's memory has none: {e.args[0]})")
+    recovered = None
+    if not ks.all_symbols:
+        # Built without CONFIG_KALLSYMS_ALL (Debian's 6.1 arm64): functions only;
+        # the data symbols the commands need are recovered from memory.
+        recovered = recover_symbols(_reader(prog), ks, info, btf, arch, little, at)
+        symbols = (f"symbols from {tables} (functions only), {len(ks)} symbols, and "
+                   f"{len(recovered.symbols)} data symbols recovered "
+                   f"({', '.join(recovered.sources())})")
+    return btf, (ks, recovered), at, f"{types}; {symbols}"
 
 
 def _warm(prog: Program, layout: Layout, kaslr: int) -> bool:
@@ -152,7 +165,7 @@ def btf_port(prog: Program, vmlinux: Optional[str] = None,
     build_id = info.get("BUILD-ID", "")
     layout = load_layout(build_id) if use_cache else None
     if layout is not None and _warm(prog, layout, kaslr):
-        def later() -> Tuple[Btf, Kallsyms]:
+        def later() -> Tuple[Btf, Tuple[Kallsyms, Optional[Recovered]]]:
             btf, ks, _, _ = _load(prog, info, vmlinux)
             return btf, ks
         where = cache_dir() / f"{build_id}.json"

@@ -6,6 +6,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from drgn import (FaultError, Object, ObjectAbsentError, Program, ProgramFlags, Type, TypeKind,
                   offsetof, sizeof)
 
+from ..core.errors import OomdrgnError
 from ..core.port import Fault, Member
 from .program import PAUSED
 
@@ -87,8 +88,8 @@ def symbol_linear_map(prog: Program, symbol: Callable[[str], Optional[Tuple[int,
             offset = (-(1 << va_bits) - phys_offset) & _MASK64
         else:
             offset = word("page_offset_base")  # x86-64: __va(x) = x + PAGE_OFFSET
-    except (LookupError, KeyError, FaultError, ValueError):
-        return None
+    except (LookupError, KeyError, FaultError, ValueError, OomdrgnError):
+        return None  # OomdrgnError: a symbol that kallsyms lacks and was not recovered
     if not 0 <= low < high:
         return None
     return (low + offset) & _MASK64, (high + offset) & _MASK64, offset
