@@ -64,10 +64,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         # drgn logs its own warnings (e.g. an ignored vmlinux); oomdrgn says
         # what matters in its one line.
         logging.getLogger("drgn").setLevel(logging.CRITICAL)
-    if args.command != "shell" and "DRGN_PLUGINS" not in os.environ:
-        # drgn's plugins (its crash commands, %oom) serve the console only; loading
-        # them costs ~80 ms a run. DRGN_PLUGINS set by the user keeps them.
-        os.environ.setdefault("DRGN_DISABLE_PLUGINS", "*")
+    # drgn's plugins (its crash commands, %oom) serve the console only; loading
+    # them costs ~80 ms a run. DRGN_PLUGINS set by the user keeps them. Only for
+    # this call: a caller's later drgn (a console it starts) keeps its plugins.
+    disable = (args.command != "shell" and "DRGN_PLUGINS" not in os.environ
+               and "DRGN_DISABLE_PLUGINS" not in os.environ)
+    if disable:
+        os.environ["DRGN_DISABLE_PLUGINS"] = "*"
     try:
         if args.command == "parse":  # a plain log file: no target
             status = run_command(None, args, sys.stdout)
@@ -112,6 +115,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"oomdrgn: internal error: {type(e).__name__}: {e} (rerun with --debug)",
               file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        if disable:
+            os.environ.pop("DRGN_DISABLE_PLUGINS", None)
 
 
 if __name__ == "__main__":

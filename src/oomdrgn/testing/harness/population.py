@@ -175,6 +175,13 @@ def start_population(guest: Guest, population: Sequence[Member] = DEFAULT_POPULA
         pids[m.name] = [int(p) for p in re.findall(r"^ready (\d+)$", out, re.M)]
         if len(pids[m.name]) != m.processes:
             raise HarnessError(f"{m.name}: expected {m.processes} ready lines:\n{out}")
+    # A leader that exits prints "ready" first: wait until it is a zombie, its
+    # exit_mm() done (before v6.2 that folds its thread's rss cache into the mm,
+    # SPLIT_RSS_COUNTING), so that nothing moves while the tests read.
+    zombies = [pids[m.name][0] for m in population if m.leader_exit]
+    if zombies:
+        guest.run("; ".join(f"until grep -q '^State:[[:space:]]*Z' /proc/{p}/status; do "
+                            "sleep 0.2; done" for p in zombies), timeout=timeout)
     return pids
 
 
