@@ -179,21 +179,35 @@ def _ran_after(prog, oom_task: int, when: float) -> List[str]:
             if t.value_() != oom_task and t.se.exec_start.value_() > ns]
 
 
-def _sched_clock_offset(prog) -> Optional[int]:
-    """CLOCK_MONOTONIC minus the printk clock (``sched_clock()``, the generic
-    one of arm64: ``cd``), both taken at the timekeeper's last cycle count of the
-    same counter; None where ``sched_clock()`` is not the generic one (x86)."""
+def _x86_clock_offset(prog, tick: int) -> Optional[Tuple[int, int]]:
+    """x86 with an unstable sched_clock (QEMU's TCG): ``local_clock()``, the printk
+    clock, is the CPU's last tick's ``ktime_get_ns()`` plus ``__gtod_offset``
+    plus the TSC time since, held within one tick of it (kernel/sched/clock.c,
+    ``sched_clock_local()``): CLOCK_MONOTONIC minus the printk clock is
+    ``-__gtod_offset``, give or take a tick. None where the clock is stable."""
+    try:
+        if prog["__sched_clock_stable"].key.enabled.counter.value_():
+            return None
+        return -prog["__gtod_offset"].value_(), tick
+    except (KeyError, AttributeError):
+        return None
+
+
+def _sched_clock_offset(prog, tick: int = 0) -> Optional[Tuple[int, int]]:
+    """CLOCK_MONOTONIC minus the printk clock and its uncertainty (ns): arm64's
+    generic ``sched_clock()`` (``cd``), both taken at the timekeeper's last cycle
+    count of the same counter (exact); x86: :func:`_x86_clock_offset`."""
     try:
         cd = prog["cd"]
     except KeyError:
-        return None
+        return _x86_clock_offset(prog, tick)
     rd = cd.read_data[cd.seq.seqcount.sequence.value_() & 1]  # as sched_clock() picks
     tkr = prog["tk_core"].timekeeper.tkr_mono
     cyc = tkr.cycle_last.value_()
     mono = tkr.base.value_() + (tkr.xtime_nsec.value_() >> tkr.shift.value_())
     sched = rd.epoch_ns.value_() + ((((cyc - rd.epoch_cyc.value_()) & rd.sched_clock_mask.value_())
                                      * rd.mult.value_()) >> rd.shift.value_())
-    return mono - sched
+    return mono - sched, 0
 
 
 def _tick_stopped_after(prog, when: float) -> List[str]:
@@ -203,16 +217,18 @@ def _tick_stopped_after(prog, when: float) -> List[str]:
     was due then, at most one tick later than the stop."""
     from drgn.helpers.linux.cpumask import for_each_possible_cpu
     from drgn.helpers.linux.percpu import per_cpu
-    offset = _sched_clock_offset(prog)
-    if offset is None:
-        return []
     try:
         tick = prog["tick_nsec"].value_()
     except KeyError:  # gone from ntp.c in v6.14; HZ is 100 at least
         tick = 10_000_000
+    found = _sched_clock_offset(prog, tick)
+    if found is None:
+        return []
+    offset, slack = found
     out = []
     for cpu in for_each_possible_cpu(prog):
-        stop = per_cpu(prog["tick_cpu_sched"], cpu).last_tick.value_() - offset - tick
+        # The earliest the stop can have been, on the printk clock.
+        stop = per_cpu(prog["tick_cpu_sched"], cpu).last_tick.value_() - offset - tick - slack
         if stop > when * 1e9:
             out.append(f"cpu{cpu} stopped its tick after {stop / 1e9:.6f}")
     return out
