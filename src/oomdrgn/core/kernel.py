@@ -150,6 +150,14 @@ class KernelReader:
         return list_entries(head, self.thread_node_off, self._thread_link, "thread",
                             _FAULTS, first)
 
+    def first_thread(self, task: int) -> Optional[int]:
+        """The first thread of *task*'s group (``signal->thread_head.next``) when
+        the last task record read was *task*'s (no read), else None."""
+        known, _, first = self.last_thread_head
+        if known != task or first is None:
+            return None
+        return (first - self.thread_node_off) & _MASK64
+
     def _task_link(self, node: int) -> int:
         """The link of the process list's *node*: a task_struct is 9-10 KiB of
         which the OOM code reads ~3 KiB, so that span is read once, exactly (no

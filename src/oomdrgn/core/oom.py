@@ -144,6 +144,14 @@ def find_lock_task_mm(reader: Reader, p: int,
     memo = getattr(reader, "task_mm_memo", None)  # kept while memory is static
     if memo is not None and p in memo:
         return memo[p]
+    if known is not None and known.mm and known.address == p:
+        # for_each_thread() starts at the first thread of p's group: p itself,
+        # with an mm, is the answer (no walk of the thread list).
+        first = getattr(reader, "first_thread", None)
+        if first is not None and first(p) == p:
+            if memo is not None:
+                memo[p] = known
+            return known
     found = None
     for t in reader.threads(p):
         rec = known if known is not None and known.address == t else reader.task(t)
