@@ -4,7 +4,7 @@ itself by :mod:`oomdrgn.core.btf` and :mod:`oomdrgn.core.kallsyms`), every
 answer kept in the build's :class:`~oomdrgn.core.layoutcache.Layout`: with a
 warm cache, BTF and kallsyms are not even parsed."""
 
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, TYPE_CHECKING, Tuple
 
 from drgn import Program
 
@@ -13,8 +13,10 @@ from ..core.errors import EXIT_DEBUGINFO, OomdrgnError
 from ..core.kallsyms import Kallsyms
 from ..core.layoutcache import Layout
 from ..core.port import Member
-from ..core.symrecover import WANTED, Recovered
 from .port import DrgnPort, symbol_linear_map
+
+if TYPE_CHECKING:  # core.symrecover loads only where kallsyms lacks data symbols
+    from ..core.symrecover import Recovered
 
 __all__ = ["BtfPort"]
 
@@ -29,11 +31,11 @@ class BtfPort(DrgnPort):
     """
 
     def __init__(self, prog: Program,
-                 load: Callable[[], Tuple[Btf, Tuple[Kallsyms, Optional[Recovered]]]],
+                 load: Callable[[], Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]]]],
                  layout: Layout, kaslr: int, vmlinux: Optional[str] = None) -> None:
         super().__init__(prog)
         self._load = load
-        self._loaded: Optional[Tuple[Btf, Tuple[Kallsyms, Optional[Recovered]]]] = None
+        self._loaded: Optional[Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]]]] = None
         self.layout = layout
         self.kaslr = kaslr
         self._vmlinux = vmlinux
@@ -53,7 +55,7 @@ class BtfPort(DrgnPort):
         return self._loaded[1][0]
 
     @property
-    def recovered(self) -> Optional[Recovered]:
+    def recovered(self) -> Optional["Recovered"]:
         """The recovered data symbols (kallsyms without CONFIG_KALLSYMS_ALL), or None."""
         if self._loaded is None:
             self._loaded = self._load()
@@ -96,6 +98,7 @@ class BtfPort(DrgnPort):
             rec = self.recovered
             if found is None and rec is not None:
                 found = rec.symbols.get(name)
+                from ..core.symrecover import WANTED
                 if found is None and name in WANTED:
                     # Not absent from the kernel: not recovered. Never taken for
                     # absent (a kernel without it would be answered for).

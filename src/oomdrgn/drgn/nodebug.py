@@ -1,7 +1,7 @@
 """No debug info: the kernel's BTF and kallsyms, found in the target's memory,
 made into a :class:`~oomdrgn.drgn.btfport.BtfPort`."""
 
-from typing import Optional, Tuple
+from typing import Optional, TYPE_CHECKING, Tuple
 
 from drgn import FaultError, Program
 
@@ -11,9 +11,11 @@ from ..core.errors import EXIT_DEBUGINFO, OomdrgnError
 from ..core.kallsyms import Kallsyms, KallsymsError, read_kallsyms
 from ..core.port import Fault
 from ..core.rawimage import parse_vmcoreinfo
-from ..core.symrecover import Recovered, recover_symbols
 from ..core.layoutcache import CHECK_BYTES, Layout, btf_check, cache_dir, load_layout
 from .btfport import BtfPort
+
+if TYPE_CHECKING:  # core.symrecover loads only where kallsyms lacks data symbols
+    from ..core.symrecover import Recovered
 
 __all__ = ["btf_port"]
 
@@ -103,7 +105,7 @@ def _memory_btf(prog: Program, ks: Kallsyms, arch: str) -> Tuple[Btf, int, str]:
 
 
 def _load(prog: Program, info: dict, vmlinux: Optional[str] = None
-          ) -> Tuple[Btf, Tuple[Kallsyms, Optional[Recovered]], int, str]:
+          ) -> Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]], int, str]:
     """BTF and kallsyms parsed from memory (BTF from the ``-s`` file where memory
     has none; data symbols recovered where kallsyms holds functions only), BTF's
     address in memory (0: from the file), and where from."""
@@ -136,6 +138,7 @@ def _load(prog: Program, info: dict, vmlinux: Optional[str] = None
     if not ks.all_symbols:
         # Built without CONFIG_KALLSYMS_ALL (Debian's 6.1 arm64): functions only;
         # the data symbols the commands need are recovered from memory.
+        from ..core.symrecover import recover_symbols
         recovered = recover_symbols(_reader(prog), ks, info, btf, arch, little, at)
         symbols = (f"symbols from {tables} (functions only), {len(ks)} symbols, and "
                    f"{len(recovered.symbols)} data symbols recovered "
@@ -165,7 +168,7 @@ def btf_port(prog: Program, vmlinux: Optional[str] = None,
     build_id = info.get("BUILD-ID", "")
     layout = load_layout(build_id) if use_cache else None
     if layout is not None and _warm(prog, layout, kaslr):
-        def later() -> Tuple[Btf, Tuple[Kallsyms, Optional[Recovered]]]:
+        def later() -> Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]]]:
             btf, ks, _, _ = _load(prog, info, vmlinux)
             return btf, ks
         where = cache_dir() / f"{build_id}.json"
