@@ -636,24 +636,24 @@ class Btf:
         ids = self.find(name, (KIND_FUNC,))
         return ids[0] if ids else None
 
+    def _proto(self, function: str) -> Optional[int]:
+        """The FUNC_PROTO type id of *function*, or None."""
+        tid = self.function(function)
+        if tid is None:
+            return None
+        proto = self._check_id(self._ref(tid))
+        return proto if self.kind(proto) == KIND_FUNC_PROTO else None
+
     def return_type(self, function: str) -> Optional[str]:
         """The C return type of *function* as drgn spells it (``long``,
         ``unsigned long``, ``bool``, ``struct page *``), or None."""
-        tid = self.function(function)
-        if tid is None:
-            return None
-        proto = self._check_id(self._ref(tid))
-        if self.kind(proto) != KIND_FUNC_PROTO:
-            return None
-        return self.type_name(self._check_id(self._ref(proto)))
+        proto = self._proto(function)
+        return None if proto is None else self.type_name(self._check_id(self._ref(proto)))
 
     def parameters(self, function: str) -> Optional[List[str]]:
         """The parameter names of *function* ("" for an unnamed one), or None."""
-        tid = self.function(function)
-        if tid is None:
-            return None
-        proto = self._check_id(self._ref(tid))
-        if self.kind(proto) != KIND_FUNC_PROTO:
+        proto = self._proto(function)
+        if proto is None:
             return None
         pos = self._offsets[proto]
         return [self._string(self._w[p])

@@ -15,7 +15,7 @@ from .errors import ReadError, TargetError
 from .kernelinfo import KernelInfo
 from .mmcounters import per_cpu_ptrs, s32
 from .model import MmRecord, Selection, TaskRecord
-from .oom import Reader, find_lock_task_mm
+from .oom import Reader, task_with_mm
 from .port import Fault
 
 __all__ = ["RawField", "ThreadCache", "ExplainFacts", "read_explain_facts", "MM_NAMES"]
@@ -169,17 +169,12 @@ def read_explain_facts(reader: Reader, pid: int, memcg: Optional[str] = None,
     from .oom_report import oom_control
     if memcg is not None:
         reader.memcg(memcg)  # raises TargetError for an unknown cgroup
-    task = reader.find_task(pid)
-    if task is None:
-        raise TargetError(f"no task with PID {pid}")
+    task, t = task_with_mm(reader, pid, "the kernel prints no row and no Killed process "
+                                        "line for it")
     try:
         leader = reader.task(task)
-        t = find_lock_task_mm(reader, task)
     except ReadError as e:
         raise TargetError(f"PID {pid}: {e}") from None
-    if t is None:
-        raise TargetError(f"PID {pid} has no mm (kernel thread or exited): "
-                          "the kernel prints no row and no Killed process line for it")
     info = reader.info
     percpu = info.counter_layout == "percpu"
     tt, mt = "struct task_struct", "struct mm_struct"

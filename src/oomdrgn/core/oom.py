@@ -18,7 +18,7 @@ from .formats import (MEMCG_PREFIX, OOM_PREFIX, K, format_kill_line,
                      format_rows)
 
 __all__ = ["Reader", "ReadError", "TargetError", "dump_tasks", "format_dump_tasks",
-           "find_lock_task_mm", "oom_kill_victim", "oom_kill_line", "PF_KTHREAD"]
+           "find_lock_task_mm", "task_with_mm", "oom_kill_victim", "oom_kill_line", "PF_KTHREAD"]
 
 PF_KTHREAD = 0x00200000
 
@@ -228,8 +228,12 @@ def format_dump_tasks(reader: Reader, rows: List[Union[Row, ReadFailure]]) -> st
     return "".join(out)
 
 
-def oom_kill_victim(reader: Reader, pid: int) -> Victim:
-    """The values ``__oom_kill_process()`` prints if the process *pid* is the victim."""
+def task_with_mm(reader: Reader, pid: int, why: str) -> Tuple[int, TaskRecord]:
+    """Process *pid*'s task_struct and ``find_lock_task_mm()``'s thread of it.
+
+    :raises TargetError: no such PID, unreadable, or no mm (*why* says what the
+        kernel then does not print)
+    """
     task = reader.find_task(pid)
     if task is None:
         raise TargetError(f"no task with PID {pid}")
@@ -238,8 +242,13 @@ def oom_kill_victim(reader: Reader, pid: int) -> Victim:
     except ReadError as e:
         raise TargetError(f"PID {pid}: {e}") from None
     if t is None:
-        raise TargetError(f"PID {pid} has no mm (kernel thread or exited): "
-                          "the kernel would not print a Killed process line")
+        raise TargetError(f"PID {pid} has no mm (kernel thread or exited): {why}")
+    return task, t
+
+
+def oom_kill_victim(reader: Reader, pid: int) -> Victim:
+    """The values ``__oom_kill_process()`` prints if the process *pid* is the victim."""
+    task, t = task_with_mm(reader, pid, "the kernel would not print a Killed process line")
     info = reader.info
     rule = info.rules["kill"]
     try:
