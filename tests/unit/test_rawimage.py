@@ -69,3 +69,23 @@ def test_kernel_offset_moves_the_symbols():
     info = parse_vmcoreinfo(text)
     assert info["KERNELOFFSET"] == "2a000000"
     assert info["SYMBOL(swapper_pg_dir)"] == "ffffffffac60a000"
+
+
+def test_phys_base_below_zero():
+    # The kernel writes phys_base with %ld: below 0 where its physical KASLR
+    # offset is smaller than its virtual one; __pa_symbol() wraps as unsigned long.
+    from oomdrgn.core.rawkernel import START_KERNEL_MAP, kernel_phys
+    info = {"NUMBER(phys_base)": str(-0x1e000000)}
+    assert kernel_phys(info, "x86_64", START_KERNEL_MAP + 0x21000000) == 0x3000000
+    assert kernel_phys({"NUMBER(phys_base)": "0x1000000"}, "x86_64",
+                       START_KERNEL_MAP + 0x200000) == 0x1200000
+
+
+def test_slicer_reads_within_one_bank(tmp_path):
+    a = _bank(tmp_path, "a", b"abcd" * 1024)
+    b = _bank(tmp_path, "b", b"wxyz" * 1024)
+    read = PhysicalMemory(open_banks([f"{b}@0x2000", f"{a}@0x1000"])).slicer()
+    assert read(0x1004, 4) == b"abcd" and read(0x2ffc, 4) == b"wxyz"
+    assert read(0x0, 4) is None  # below every bank
+    assert read(0x1ffe, 4) is None  # runs past its bank (the next one is read apart)
+    assert read(0x3000, 1) is None

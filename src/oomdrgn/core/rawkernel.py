@@ -153,8 +153,10 @@ def kernel_phys(info: Dict[str, str], arch: str, virt: int) -> int:
     """The physical address of kernel-image address ``virt`` under ``info``."""
     if arch == "aarch64":
         return (virt - int(info["NUMBER(kimage_voffset)"], 0)) & (2**64 - 1)
-    # __pa_symbol(): x - __START_KERNEL_map + phys_base
-    return virt - START_KERNEL_MAP + int(info.get("NUMBER(phys_base)", "0"), 0)
+    # __pa_symbol(): x - __START_KERNEL_map + phys_base, in unsigned long
+    # arithmetic (phys_base wraps below 0 when the kernel's physical KASLR
+    # offset is smaller than its virtual one; the kernel writes it with %ld).
+    return (virt - START_KERNEL_MAP + int(info.get("NUMBER(phys_base)", "0"), 0)) & (2**64 - 1)
 
 
 def _banner_at(mem: PhysicalMemory, image: KernelImage, info: Dict[str, str],
@@ -279,16 +281,17 @@ def _from_banner(mem: PhysicalMemory, image: KernelImage, probed: Optional[int])
     try:
         if image.arch == "x86_64":
             phys_base = _read_u64(mem, phys("phys_base"))
-            virt_text = phys("_text") - phys_base + START_KERNEL_MAP
+            virt_text = (phys("_text") - phys_base + START_KERNEL_MAP) & (2**64 - 1)
             offset = virt_text - text
+            signed_base = phys_base - (1 << 64) if phys_base >> 63 else phys_base
             l5 = 0
             if "__pgtable_l5_enabled" in image.symbols:
                 l5 = int.from_bytes(mem.read(phys("__pgtable_l5_enabled"), 4), "little")
             lines += ["PAGESIZE=4096",
                       f"SYMBOL(swapper_pg_dir)={image.symbol('init_top_pgt') + offset:x}",
-                      f"NUMBER(phys_base)={phys_base}",
+                      f"NUMBER(phys_base)={signed_base}",  # as the kernel: %ld
                       f"NUMBER(pgtable_l5_enabled)={l5}"]
-            how.append(f"phys_base {phys_base:#x} read from the kernel's variable")
+            how.append(f"phys_base {signed_base:#x} read from the kernel's variable")
         else:
             voffset = _read_u64(mem, phys("kimage_voffset"))
             offset = (phys("_text") + voffset - text) & (2**64 - 1)
