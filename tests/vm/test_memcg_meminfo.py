@@ -11,7 +11,7 @@ At the panic one value may have moved since the print: the ``memory: usage`` of 
 charge stock is refilled for another memcg after the print (RCU callbacks in a
 softirq on the OOM's CPU free objects the OOM's reclaim shrank:
 ``refill_stock()`` drains, i.e. uncharges, the pages the stock held). See
-:func:`_prove_usage_moved`. The cgroup v1 scenario is dumped right after the
+:func:`memcg_proof.prove_usage_moved`. The cgroup v1 scenario is dumped right after the
 print (its ``kmem`` counter moves the same way, often): there nothing may move.
 """
 
@@ -20,9 +20,6 @@ import shutil
 import tempfile
 
 import pytest
-from drgn.helpers.linux.cgroup import cgroup_path
-from drgn.helpers.linux.cpumask import for_each_online_cpu
-from drgn.helpers.linux.percpu import per_cpu
 
 from oomdrgn.core.elffile import symbol_values
 from oomdrgn.core.errors import TargetError
@@ -34,16 +31,9 @@ from oomdrgn.drgn.program import open_program
 from oomdrgn.testing.harness.scenarios import memcg_v1_report_moment
 
 from .oracle import FORMATS
-from .showmem_proof import _ran_after, stamped
+from .memcg_proof import assert_same_or_usage_moved
 
 pytestmark = pytest.mark.vm
-
-_COUNTER = re.compile(r"^(memory|swap|memory\+swap|kmem): usage (\d+)kB, limit (\d+)kB, "
-                      r"failcnt (\d+)$")
-#: the most pages a per-CPU charge stock holds (MEMCG_CHARGE_BATCH: 32 before
-#: v6.1's 64; refill_stock() drains above it)
-_STOCK_MAX_PAGES = 64
-
 
 @pytest.fixture(scope="session")
 def memcg_v1(kernel):
@@ -69,58 +59,11 @@ def _ours(reader, art):
     return info, info.lines + mem_cgroup_show_protected_memory(reader, art.memcg)
 
 
-def _stocked_memcgs(prog):
-    """The memcgs the per-CPU charge stocks hold pages of: ``memcg_stock``'s
-    ``cached``/``nr_pages`` (an array of both in later kernels), and the memcgs of
-    the cached ``obj_cgroup`` with bytes."""
-    held = set()
-    for cpu in for_each_online_cpu(prog):
-        stock = per_cpu(prog["memcg_stock"], cpu)
-        cached, pages = stock.cached, stock.nr_pages
-        pairs = (zip(cached, pages) if cached.type_.kind.name == "ARRAY"
-                 else [(cached, pages)])
-        held |= {cgroup_path(m.css.cgroup).decode() for m, n in pairs if m and n}
-        objcg = getattr(stock, "cached_objcg", None)  # none in memcg_stock on 7.x
-        if objcg is not None and objcg and stock.nr_bytes:
-            held.add(cgroup_path(objcg.memcg.css.cgroup).decode())
-    return held
-
-
-def _prove_usage_moved(prog, reader, art, printed, ours):
-    """``printed`` and ``ours`` differ in the ``memory: usage`` value only: the
-    limit and failcnt are the same, the usage fell by at most a stock's worth of
-    pages, and a per-CPU charge stock holds pages of a memcg of the OOM's subtree
-    at the dump. drain_all_stock() empties the OOM CPU's stock of every memcg of
-    the subtree (synchronously) before the OOM is declared, so such a stock was
-    refilled since; a refill for another memcg drains the pages of the previous
-    one: the uncharge seen here. On cgroup v1 the kernel's own ``memory+swap``
-    line, printed after the ``memory`` line, already saw the lower usage. Else a
-    task other than the OOM's ran after the line was printed."""
-    p, o = _COUNTER.match(printed), _COUNTER.match(ours)
-    assert p and o and p.group(1) == o.group(1) == "memory", (printed, ours)
-    assert (p.group(3), p.group(4)) == (o.group(3), o.group(4)), (printed, ours)
-    fell_kb = int(p.group(2)) - int(o.group(2))
-    page_kb = 1 << (reader.info.page_shift - 10)
-    assert 0 < fell_kb <= _STOCK_MAX_PAGES * page_kb, (printed, ours)
-    held = _stocked_memcgs(prog)
-    if any(m == art.memcg or m.startswith(art.memcg + "/") for m in held):
-        return
-    # Or, as for Mem-Info (showmem_proof): another task ran after the line was
-    # printed (its se.exec_start, never ahead of the printk clock, is later), one
-    # that could uncharge (reclaim freeing a page of the memcg, an exit).
-    when = next((t for t, line in stamped(art.workdir) if line == printed), None)
-    ran = [] if when is None else _ran_after(prog, reader.current_task(), when)
-    assert ran, (printed, ours, held)
-
-
 def _check(prog, reader, art):
     info, ours = _ours(reader, art)
     printed = list(art.memcg_lines)
     assert len(ours) == len(printed), (info.formats, printed, ours)
-    moved = [i for i, (a, b) in enumerate(zip(printed, ours)) if a != b]
-    if moved:
-        assert moved == [0], (info.formats, [(printed[i], ours[i]) for i in moved])
-        _prove_usage_moved(prog, reader, art, printed[0], ours[0])
+    if assert_same_or_usage_moved(prog, reader, art, printed, ours, info.formats):
         if "memory+swap" in info.values:  # v1: the later line saw the lower usage
             assert info.values["memory"]["usage_kb"] == info.values["memory+swap"]["usage_kb"]
     return info
@@ -154,10 +97,9 @@ def test_memcg_meminfo_at_the_kill_moment(kernel, memcg_killed, fmt):
     # where a counter that moved since the print (an uncharge on another CPU, the
     # per-CPU charge stock: seen on 5.10) is proven to have moved by the first dump.
     art = memcg_killed
-    at_print = reader_for(open_program(core=str(art.print_vmcores[fmt]),
-                                       vmlinux=[str(kernel.vmlinux)]))
-    info, ours = _ours(at_print, art)
-    assert ours == art.memcg_lines, info.formats
+    prog = open_program(core=str(art.print_vmcores[fmt]), vmlinux=[str(kernel.vmlinux)])
+    at_print = reader_for(prog)
+    info = _check(prog, at_print, art)  # equal, or the usage fell while the lines printed
     assert info.values["memcg"] == art.memcg == "/job"
     _check_record(at_print, info)
     at_kill = reader_for(open_program(core=str(art.vmcores[fmt]), vmlinux=[str(kernel.vmlinux)]))
