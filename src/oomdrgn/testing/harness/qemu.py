@@ -504,8 +504,19 @@ class Guest:
                     unflatten(path)
                 return path
             if state == "failed" or time.monotonic() > deadline:
-                raise self._error(f"dump to {path} {state}")
+                raise self._error(f"dump to {path} {state}: {self._dump_error(path)}")
             time.sleep(0.1)
+
+    def _dump_error(self, path: Path) -> str:
+        """QEMU's reason for a failed dump (its ``DUMP_COMPLETED`` event), and
+        the space left where it wrote."""
+        try:
+            done = self._qmp.events("DUMP_COMPLETED") if self._qmp else []
+            why = "; ".join(str(e.get("data", {}).get("error", "no error given")) for e in done)
+        except Exception as e:  # the reason is a courtesy: never hide the failure
+            why = f"no event ({e!r})"
+        free = shutil.disk_usage(path.parent).free >> 20
+        return f"{why or 'no DUMP_COMPLETED event'} ({free} MiB free in {path.parent})"
 
     def ram_banks(self) -> List[Tuple[int, int]]:
         """``(physical address, size)`` of each RAM bank, as QEMU maps it

@@ -1,7 +1,7 @@
 """A blocking wrapper around ``qemu.qmp.QMPClient``, one private event loop each."""
 
 import asyncio
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from qemu.qmp import QMPClient
 
@@ -27,6 +27,10 @@ class Qmp:
                 timeout: float = 30.0) -> Any:
         """Run QMP command ``cmd``; return its ``return`` value."""
         return self._run(self._client.execute(cmd, args), timeout)
+
+    def events(self, name: str) -> List[Dict[str, Any]]:
+        """The events called ``name`` received so far (others are dropped)."""
+        return [dict(m) for m in self._client.events.clear() if m.get("event") == name]
 
     def close(self) -> None:
         """Disconnect (quietly if QEMU is already gone)."""
