@@ -102,7 +102,9 @@ def _scenario_fixture(name: str, fn, doc: str, amd64=None, **kw):
 
 panic = _scenario_fixture(
     "panic", panic_snapshot,
-    "vm.panic_on_oom=1 + hog: the guest paused at the panic, dumped in both formats.")
+    "vm.panic_on_oom=1 + hog: the guest paused at the panic, dumped in both formats; "
+    "also dumped (ELF, print_vmcores) where dump_header() calls __show_mem().",
+    show_mem_moment=True)
 killed = _scenario_fixture(
     "killed", kill_moment,
     "Dumped at a hardware breakpoint on __oom_kill_process, then the real kill line.",

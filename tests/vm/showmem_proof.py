@@ -234,19 +234,48 @@ def _tick_stopped_after(prog, when: float) -> List[str]:
     return out
 
 
-def assert_same_or_moved(prog, reader, art, printed: List[str], got: List[str]) -> None:
+def _between(reader, printed: List[str], before: List[str], got: List[str]) -> bool:
+    """Every value *printed* lies between the one counted at ``__show_mem()``'s
+    call (*before*) and the one in the dump (*got*), bounds included; a line
+    the counters are not in equals one of the two."""
+    if not len(before) == len(printed) == len(got):
+        return False
+    (p, spans), (b, _), (d, _) = (_blocks(reader, lines) for lines in (printed, before, got))
+    if not p.keys() == b.keys() == d.keys():
+        return False
+    for i, line in enumerate(printed):
+        if i not in spans and line not in (before[i], got[i]):
+            return False
+    for key, values in p.items():
+        for label, value in values.items():
+            if label not in b[key] or label not in d[key]:
+                return False
+            if b[key][label] == value or d[key][label] == value:
+                continue
+            lo, hi = sorted((int(b[key][label]), int(d[key][label])))
+            if not lo <= int(value) <= hi:
+                return False
+    return True
+
+
+def assert_same_or_moved(prog, reader, art, printed: List[str], got: List[str],
+                         before: Optional[List[str]] = None) -> None:
     """*got* is *printed*, or differs only in counters that moved in the same
     direction in the global, node and zone lines (a per-CPU delta folded in, a
     page added) while another task ran after ``Mem-Info:`` was printed (its
     ``se.exec_start`` is later) or an idle CPU stopped its tick after it, or
     only in counters that the kernel's own lines show moved while they were
-    printed."""
+    printed, or (*before*: the lines counted from a dump at ``__show_mem()``'s
+    call) every printed value lies between that dump's and *got*'s."""
     if got == printed:
         return
     assert len(got) == len(printed), "\n".join(got)
     moved, proven_by_the_print = _consistent_moves(reader, printed, got)
     if proven_by_the_print:  # moved while the kernel printed: its lines disagree
         assert moved
+        return
+    if before is not None and _between(reader, printed, before, got):
+        assert moved  # counted while the kernel printed, between the two dumps
         return
     when = next(t for t, line in stamped(art.workdir) if line == "Mem-Info:")
     ran = _ran_after(prog, reader.current_task(), when) + _tick_stopped_after(prog, when)

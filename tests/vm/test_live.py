@@ -146,8 +146,8 @@ def _run_live(kernel: str) -> LiveRun:
         # flush its rss caches, 5.10/6.1) before the kernel prints the kill line.
         # taskset has exited before the write; the worker runs later, so no new
         # process may start until the kill line is out (sh(settle=...)).
-        # With the debug vmlinux away: the kernel's BTF and kallsyms through
-        # /proc/kcore (the same table is expected).
+        # With the debug vmlinux away: the kernel's BTF (sysfs) and kallsyms
+        # (through /proc/kcore): the same table is expected.
         r["tasks_btf"] = step("tasks_btf", lambda: g.sh(
             f"mv {g.vmlinux} {g.vmlinux}.away; oomdrgn -k tasks; "
             f"mv {g.vmlinux}.away {g.vmlinux}"))
@@ -325,9 +325,11 @@ def test_tasks_table_is_the_sysrq_table(live):
 
 @pytest.mark.timeout(LIVE_TIMEOUT)
 def test_tasks_table_without_debuginfo_is_the_sysrq_table(live):
-    # No debug vmlinux: types from /proc/kcore's BTF, symbols from kallsyms.
+    # No debug vmlinux: types from the BTF the kernel exports in sysfs, symbols
+    # from kallsyms through /proc/kcore.
     res = live.res("tasks_btf")
-    assert "oomdrgn: no debug info: types " in res.stderr, res.stderr
+    assert "oomdrgn: no debug info: types from /sys/kernel/btf/vmlinux, " in res.stderr, \
+        res.stderr
     _assert_is_the_sysrq_table(live, res)
 
 

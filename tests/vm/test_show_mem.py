@@ -25,6 +25,8 @@ from typing import List, Optional, Tuple
 import pytest
 
 from oomdrgn.core import show_mem as sm
+from oomdrgn.drgn.backend import reader_for
+from oomdrgn.drgn.program import open_program
 from oomdrgn.core.formats import parse_bitmap_list
 from oomdrgn.core.gfp import gfp_zone
 from oomdrgn.core.show_mem import show_mem
@@ -144,7 +146,11 @@ def test_panic_show_mem_is_the_kernels_or_moved(kernel, panic, programs, fmt):
     present = _present_cpus_lines(reader, args, mems)
     if present is not None:
         got = present
-    assert_same_or_moved(prog, reader, panic, printed, got)
+    # Counted from the dump at dump_header()'s call of __show_mem(), the same
+    # arguments: the memory the kernel began to print from.
+    at_call = open_program(core=str(panic.print_vmcores["elf"]), vmlinux=[str(kernel.vmlinux)])
+    before = ours(reader_for(at_call), args, mems).lines
+    assert_same_or_moved(prog, reader, panic, printed, got, before)
 
 
 def test_no_slab_dump_in_the_usual_scenarios(kernel, killed, programs):

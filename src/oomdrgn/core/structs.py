@@ -61,6 +61,23 @@ class BlockCache:
         self._u64 = struct.Struct(endian + "Q")
         self._u32 = struct.Struct(endian + "I")
         self.read_exact = target.read
+        # The hot path as closures over locals (no attribute lookups per read).
+        blocks, shift, mask, size, load = self.blocks, self.shift, self.mask, self.size, self._load
+        direct = target.read
+
+        def unpack(unpacker: struct.Struct, address: int, n: int) -> tuple:
+            block = blocks.get(address >> shift)
+            if block is None and enabled:
+                block = load(address >> shift)
+            if block:
+                start = address & mask
+                if start + n <= size:
+                    return unpacker.unpack_from(block, start)
+            return unpacker.unpack(direct(address, n))
+        u64, u32 = self._u64, self._u32
+        self.unpack = unpack  # type: ignore[method-assign,assignment]
+        self.read_word = lambda address: unpack(u64, address, 8)[0]  # type: ignore[method-assign]
+        self.read_u32 = lambda address: unpack(u32, address, 4)[0]  # type: ignore[method-assign]
 
     def _load(self, index: int) -> bytes:
         try:
@@ -142,11 +159,17 @@ class StructReader:
         if len(self._reads) == 1:  # the usual case: one read, no loop
             (start, size, unpacker), = self._reads
             unpack, arrange = self.memory.unpack, self._arrange
-            self.read = lambda address: arrange(  # type: ignore[method-assign]
-                unpack(unpacker, address + start, size) + (0,))
             exact = self.memory.read_exact
-            self.read_exact = lambda address: arrange(  # type: ignore[method-assign]
-                unpacker.unpack(exact(address + start, size)) + (0,))
+            if missing in index:
+                self.read = lambda address: arrange(  # type: ignore[method-assign]
+                    unpack(unpacker, address + start, size) + (0,))
+                self.read_exact = lambda address: arrange(  # type: ignore[method-assign]
+                    unpacker.unpack(exact(address + start, size)) + (0,))
+            else:  # every field present: no 0 to append
+                self.read = lambda address: arrange(  # type: ignore[method-assign]
+                    unpack(unpacker, address + start, size))
+                self.read_exact = lambda address: arrange(  # type: ignore[method-assign]
+                    unpacker.unpack(exact(address + start, size)))
 
     @staticmethod
     def _unpacker(group, found, endian):

@@ -95,8 +95,32 @@ def _file_btf(prog: Program, vmlinux: Optional[str]) -> Optional[Tuple[bytes, st
     return None
 
 
+#: the running kernel's BTF, as the kernel exports it (CONFIG_DEBUG_INFO_BTF)
+SYSFS_BTF = "/sys/kernel/btf/vmlinux"
+
+
+def _sysfs_btf(prog: Program, ks: Kallsyms) -> Optional[Tuple[bytes, int, str]]:
+    """The live kernel's BTF from :data:`SYSFS_BTF` (the same bytes as
+    ``__start_BTF``, whose address is kept for the layout cache's check; 0 if
+    kallsyms lacks it), or None (not ``-k``, or no such file)."""
+    if not prog.config.get("oomdrgn.live_kernel"):
+        return None
+    try:
+        with open(SYSFS_BTF, "rb") as f:
+            blob = f.read()
+    except OSError:
+        return None
+    at = ks.address_of("__start_BTF") or 0
+    try:
+        if at and prog.read(at, CHECK_BYTES) != blob[:CHECK_BYTES]:
+            at = 0  # not where kallsyms says: never checked against memory
+    except FaultError:
+        at = 0
+    return blob, at, SYSFS_BTF
+
+
 def _memory_btf(prog: Program, ks: Kallsyms, arch: str) -> Tuple[Btf, int, str]:
-    blob, at, how = _btf_blob(prog, ks)
+    blob, at, how = _sysfs_btf(prog, ks) or _btf_blob(prog, ks)
     try:
         return Btf(blob, char_signed=arch == "x86_64"), at, how
     except BtfError as e:
@@ -121,7 +145,8 @@ def _load(prog: Program, info: dict, vmlinux: Optional[str] = None
     symbols = f"symbols from {tables}, {len(ks)} symbols"
     try:
         btf, at, how = _memory_btf(prog, ks, arch)
-        types = f"types from the kernel's BTF at {at:#x} ({how}), {btf.types} types"
+        types = (f"types from {how}, {btf.types} types" if how == SYSFS_BTF else
+                 f"types from the kernel's BTF at {at:#x} ({how}), {btf.types} types")
     except OomdrgnError as e:
         found = _file_btf(prog, vmlinux)
         if found is None:

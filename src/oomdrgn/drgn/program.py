@@ -1,12 +1,9 @@
 """Open a drgn Program on a vmcore, the live kernel or a QEMU guest, with clear errors."""
 
-import json
 import os
 import sys
-import socket
 import struct
-import platform as host_platform
-from typing import Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
 
 import drgn
 from drgn import Architecture, FaultError, Platform, PlatformFlags, Program
@@ -15,6 +12,9 @@ from ..core.diskdump import DiskDump, DiskDumpError, block_size_mismatch
 from ..core.elffile import core_note_names, elf_machine, load_segments
 from ..core.rawimage import RawImageError, elf_banks, is_bank_spec, open_banks
 from ..core.errors import (EXIT_DEBUGINFO, EXIT_PERMISSION, EXIT_TARGET, OomdrgnError)
+
+if TYPE_CHECKING:  # socket, json, platform: imported where used (a vmcore needs none)
+    import socket
 
 __all__ = ["open_program", "core_format", "DEBUG_INFO", "BOOT_IMAGE", "NODEBUG_VMLINUX"]
 
@@ -70,7 +70,10 @@ def _platform(vmlinux: Sequence[str], guess: Optional[str] = None) -> Platform:
             continue
         if arch:
             break
-    arch = arch or guess or host_platform.machine()
+    if not arch and not guess:
+        import platform
+        guess = platform.machine()  # the host's
+    arch = arch or guess
     if arch not in _ARCH:
         raise OomdrgnError(f"unsupported architecture {arch!r}", EXIT_TARGET)
     return Platform(_ARCH[arch], PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN)
@@ -81,8 +84,9 @@ def _platform(vmlinux: Sequence[str], guess: Optional[str] = None) -> Platform:
 PAUSED = "oomdrgn.qemu_paused"
 
 
-def _qmp_running(s: socket.socket) -> Optional[bool]:
+def _qmp_running(s: "socket.socket") -> Optional[bool]:
     """``query-status``'s ``running`` over a fresh QMP connection (None: no answer)."""
+    import json
     try:
         stream = s.makefile("rwb")
         for command in (b'{"execute": "qmp_capabilities"}', b'{"execute": "query-status"}'):
@@ -104,6 +108,7 @@ def _qmp_running(s: socket.socket) -> Optional[bool]:
 def _probe_qmp(address: str, timeout: float) -> Optional[bool]:
     """Fail fast, with a clear message, when the QMP socket is gone or mute;
     else whether the guest runs (None: not told)."""
+    import socket
     target: Union[str, Tuple[str, int]]
     if ":" in address and not address.startswith(("/", ".")):
         host, _, port = address.rpartition(":")
@@ -241,6 +246,7 @@ def _set_target(prog_args: dict, core: Union[str, Sequence[str], None], kcore: b
                            "CONFIG_PROC_KCORE): use a vmcore instead", EXIT_TARGET)
     try:
         prog.set_kernel()
+        prog.config[LIVE_KERNEL] = True
     except PermissionError as e:
         raise OomdrgnError(f"cannot read /proc/kcore ({e}); kernel lockdown may forbid it",
                            EXIT_PERMISSION) from None
@@ -255,6 +261,8 @@ DEBUG_INFO = "oomdrgn.debug_info"
 #: ``prog.config`` key: the path of the ELF vmcore drgn opened (its memory is
 #: also read directly, by physical address: :mod:`oomdrgn.drgn.port`)
 ELF_CORE = "oomdrgn.elf_core"
+#: ``prog.config`` key: True for the running kernel (``-k``, /proc/kcore)
+LIVE_KERNEL = "oomdrgn.live_kernel"
 #: ``prog.config`` key: a vmlinux of the target's build without DWARF (``-s``)
 NODEBUG_VMLINUX = "oomdrgn.nodebug_vmlinux"
 #: ``prog.config`` key: ``(path, what, BTF blob or None)`` of a kernel image

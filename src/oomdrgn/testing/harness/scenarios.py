@@ -268,10 +268,11 @@ def panic_snapshot(kernel: str, workdir: Union[str, Path, None] = None,
                    population: Sequence[Member] = DEFAULT_POPULATION,
                    fmt: Union[str, Sequence[str]] = "elf",
                    timeout: float = 600.0, swap_mb: int = 0, smp: int = 2,
-                   ram_below_4g_mb: Optional[int] = None) -> Artifacts:
+                   ram_below_4g_mb: Optional[int] = None,
+                   show_mem_moment: bool = False) -> Artifacts:
     """Run ``population`` and a hog with ``vm.panic_on_oom=1``; dump the panicked guest.
 
-    The guest boots with KASLR (no gdbstub here, so no ``nokaslr``).
+    The guest boots with KASLR.
 
     :param workdir: kept, holds ``console.log``, ``vmcore.<fmt>``, ``artifacts.json``.
     :param fmt: ``"elf"``, ``"kdump-zlib"`` or ``"raw"``, or several: one dump
@@ -279,19 +280,49 @@ def panic_snapshot(kernel: str, workdir: Union[str, Path, None] = None,
     :param swap_mb: zram swap; the hog then fills it too before the OOM (its
         pages are same-filled, which zram stores almost for free).
     :param ram_below_4g_mb: x86-64: RAM in two banks, see :class:`Guest`.
+    :param show_mem_moment: also dump (ELF, ``print_vmcores["elf"]``) where
+        ``dump_header()`` calls ``__show_mem()`` (``show_mem()`` before v6.2),
+        stopped at a hardware breakpoint (KASLR kept: the address is the
+        running kernel's): what ``Mem-Info:`` printed was counted between
+        that dump and the panic's.
     """
     started = time.monotonic()
     workdir = _workdir(workdir)
+    printed: Dict[str, Path] = {}
     with Guest(kernel, workdir=str(workdir), swap_mb=swap_mb, smp=smp,
-               ram_below_4g_mb=ram_below_4g_mb) as guest:
+               ram_below_4g_mb=ram_below_4g_mb, gdb=show_mem_moment, nokaslr=False) as guest:
         guest.run("sysctl -w vm.panic_on_oom=1")
         pids = start_population(guest, population)
-        pids["oomhog"] = [start_hog(guest)]
+        if show_mem_moment:
+            printed = _stop_at_show_mem(guest, kernel, workdir, pids, timeout)
+        else:
+            pids["oomhog"] = [start_hog(guest)]
         guest.wait_panicked(timeout)
         vmcores, raw_banks = _dump_all(guest, workdir, _formats(fmt))
         lines = guest.kernel_lines()
     return _artifacts(kernel, workdir, vmcores, lines, pids, started,
-                      cgroups=_cgroups(population, ""), swap_mb=swap_mb, raw_banks=raw_banks)
+                      cgroups=_cgroups(population, ""), swap_mb=swap_mb, raw_banks=raw_banks,
+                      print_vmcores=printed)
+
+
+def _stop_at_show_mem(guest: Guest, kernel: str, workdir: Path, pids: Dict[str, List[int]],
+                      timeout: float) -> Dict[str, Path]:
+    """Start the hog with a hardware breakpoint on ``dump_header()``'s call of
+    ``__show_mem()``/``show_mem()``; dump there (ELF), then let the guest go on."""
+    kpaths = kernel_paths(kernel)
+    at, _ = _call_site(kpaths.vmlinux, "dump_header", "__show_mem", "show_mem")
+    # The kernel text moves as one block (KASLR): by dump_header's own offset.
+    at += guest.kallsyms("dump_header") - symbol_address(kpaths.vmlinux, "dump_header")
+    assert guest.gdb_port is not None
+    with GdbStub(guest.gdb_port, log_path=workdir / "gdb.log", machine=kpaths.machine) as gdb:
+        gdb.hbreak(at)
+        gdb.cont()
+        pids["oomhog"] = [start_hog(guest)]
+        gdb.wait_stop(timeout)
+        printed, _ = _dump_all(guest, workdir, ["elf"], "print-vmcore")
+        gdb.cmd("delete")
+        gdb.detach()
+    return printed
 
 
 def kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
@@ -487,6 +518,12 @@ def _setup_memcg_v1(guest: Guest, root: str, occupied: Sequence[Optional[str]],
 def _after_call(vmlinux: Path, caller: str, callee: str) -> int:
     """The address of the instruction after *caller*'s call of *callee* (the
     return address), found with ``objdump``."""
+    return _call_site(vmlinux, caller, callee)[1]
+
+
+def _call_site(vmlinux: Path, caller: str, *callees: str) -> Tuple[int, int]:
+    """The addresses of *caller*'s call of the first of *callees* it calls, and of
+    the instruction after it (the return address), found with ``objdump``."""
     machine = elf_machine(str(vmlinux)) or platform.machine()
     start, size = symbol_values(str(vmlinux), [caller]).get(caller, (0, 0))
     if not size:
@@ -496,10 +533,11 @@ def _after_call(vmlinux: Path, caller: str, callee: str) -> int:
                           f"--stop-address={start + size:#x}", str(vmlinux)], check=True,
                          capture_output=True, text=True).stdout
     insns = re.findall(r"^\s*([0-9a-f]+):\s+(.*)$", out, re.M)
-    for (_, text), (after, _) in zip(insns, insns[1:]):
-        if re.search(rf"\b(call|bl)\s+[0-9a-f]+ <{re.escape(callee)}>", text):
-            return int(after, 16)
-    raise HarnessError(f"{caller} does not call {callee} in {vmlinux}")
+    for callee in callees:
+        for (at, text), (after, _) in zip(insns, insns[1:]):
+            if re.search(rf"\b(call|bl)\s+[0-9a-f]+ <{re.escape(callee)}>", text):
+                return int(at, 16), int(after, 16)
+    raise HarnessError(f"{caller} calls none of {', '.join(callees)} in {vmlinux}")
 
 
 def memcg_v1_report_moment(kernel: str, workdir: Union[str, Path, None] = None,
