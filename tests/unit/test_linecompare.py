@@ -59,3 +59,18 @@ def test_a_missing_line_does_not_shift_the_rest():
     now = ["a:1", "b:3"]
     verdicts = [c.verdict for c in compare_lines(logged, now)]
     assert verdicts == ["same", "only in the log", "moved"]
+
+
+def test_a_flag_that_flipped_is_the_same_line_moved():
+    # The node line the real 7.x kernel printed at a panic (CI run of
+    # 2026-12-06), and the dump's: kswapd gave up on the node in between.
+    logged = ("Node 0 active_anon:136020kB inactive_anon:0kB active_file:0kB "
+              "inactive_file:0kB unevictable:0kB isolated(anon):0kB isolated(file):0kB "
+              "mapped:15392kB dirty:0kB writeback:0kB shmem:17664kB shmem_thp:0kB "
+              "shmem_pmdmapped:0kB anon_thp:0kB kernel_stack:1280kB pagetables:1256kB "
+              "sec_pagetables:0kB all_unreclaimable? no Balloon:0kB gpu_active:0kB "
+              "gpu_reclaim:0kB")
+    now = logged.replace("all_unreclaimable? no", "all_unreclaimable? yes")
+    result = compare_lines(["Mem-Info:", logged], ["Mem-Info:", now])
+    assert [c.verdict for c in result] == ["same", "moved"]
+    assert result[1].moved == [] and result[1].notes == ["all_unreclaimable? no -> yes"]

@@ -21,12 +21,15 @@ _LABEL = re.compile(r"([A-Za-z_()?\[\]]+[A-Za-z_()?\]])[:=]? ?$")
 # A buddy line's block count ("2*4kB": label "4kB") and its migratetype letters.
 _BLOCKS = re.compile(r"\*(\d+[kMG]B)")
 _TYPES = re.compile(r" \([A-Z]+\)")
+# A yes/no flag and its label: the node line's "all_unreclaimable? no" (%s of
+# pgdat->kswapd_failures >= MAX_RECLAIM_RETRIES), which kswapd may flip.
+_FLAG = re.compile(r"([A-Za-z_]+\?) (yes|no)\b")
 
 
 def line_shape(text: str) -> str:
-    """*text* with every number replaced by ``#`` (a buddy line's
-    migratetype letters left out)."""
-    return _NUMBER.sub("#", _TYPES.sub("", text))
+    """*text* with every number and yes/no flag replaced by ``#`` (a buddy
+    line's migratetype letters left out)."""
+    return _NUMBER.sub("#", _FLAG.sub(r"\1 #", _TYPES.sub("", text)))
 
 
 def line_values(text: str) -> List[Tuple[str, int]]:
@@ -91,6 +94,8 @@ def _pair(logged: str, now: str) -> LineComparison:
              if a[1] != b[1]]
     types = (_TYPES.findall(logged), _TYPES.findall(now))
     note = [] if types[0] == types[1] else [f"migratetypes {''.join(types[0])} ->{''.join(types[1])}"]
+    note += [f"{a[0]} {a[1]} -> {b[1]}" for a, b in zip(_FLAG.findall(logged), _FLAG.findall(now))
+             if a[1] != b[1]]
     return LineComparison("moved", logged, now, moved, note)
 
 

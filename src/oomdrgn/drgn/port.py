@@ -233,6 +233,8 @@ class DrgnPort:
             if frame.is_inline:
                 continue  # the kernel prints ELF symbols: one line per real frame
             pc = frame.pc
+            if not pc:
+                break  # no return address: the end of the stack
             try:
                 # A return address may be past its call's function: %pB looks up pc - 1.
                 sym = self.prog.symbol(pc if frame.interrupted else pc - 1)
