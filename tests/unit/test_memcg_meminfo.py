@@ -148,8 +148,9 @@ def _vmstat_text(fake, node_names, events):
     fake.symbols["vmstat_text"] = (fake.alloc(table), len(table))
 
 
-def _memory_stats(fake, rows, ratio):
-    """memory_stats[]: {name, [ratio,] idx}."""
+def _memory_stats(fake, rows, ratio, tail=()):
+    """memory_stats[]: {name, [ratio,] idx}; *tail*: rows of what follows the
+    array inside the symbol's size (kallsyms' distance to the next symbol)."""
     fields = [("name", 8), ("ratio", 4), ("idx", 4)] if ratio else [("name", 8), ("idx", 4)]
     off = 0
     for name, size in fields:
@@ -158,7 +159,7 @@ def _memory_stats(fake, rows, ratio):
     size = (off + 7) // 8 * 8
     fake.sizes["struct memory_stat"] = size
     data = b""
-    for row in rows:
+    for row in list(rows) + list(tail):
         entry = struct.pack("<Q", fake.string(row[0])) + b"".join(
             struct.pack("<I", v) for v in row[1:])
         data += entry.ljust(size, b"\0")
@@ -217,7 +218,8 @@ def _vmstats_pointer(f, state, events):
     return f.alloc(b"\0" * 8 + struct.pack("<Q", vmstats))
 
 
-def test_v6_1_era_event_table_index_plus_one_and_units():
+@pytest.mark.parametrize("tail", [(), (("S\xff", 0), ("anon", 0))])
+def test_v6_1_era_event_table_index_plus_one_and_units(tail):
     """struct memcg_vmstats *, memcg_vm_event_stat[] with PGPGIN/PGPGOUT
     (skipped), mem_cgroup_events_index[] of int holding index + 1, units from
     memcg_page_state_unit(), pgscan/pgsteal summed from the events."""
@@ -235,7 +237,7 @@ def test_v6_1_era_event_table_index_plus_one_and_units():
                       ("slab_reclaimable", c["NR_SLAB_RECLAIMABLE_B"]),
                       ("slab_unreclaimable", c["NR_SLAB_UNRECLAIMABLE_B"]),
                       ("workingset_nodereclaim", c["WORKINGSET_NODERECLAIM"]),
-                      ("percpu", c["MEMCG_PERCPU_B"])], ratio=False)
+                      ("percpu", c["MEMCG_PERCPU_B"])], ratio=False, tail=tail)
     # The table holds its events in this order; events[] is indexed through
     # mem_cgroup_events_index[] (int, i + 1; 0: not a memcg event).
     table = [c["PGPGIN"], c["PGPGOUT"], c["PGSCAN_KSWAPD"], c["PGSCAN_DIRECT"],

@@ -88,3 +88,22 @@ def test_arm64_refs():
     assert [(r.address, r.size) for r in loads] == [(anchor + 0xBE0 + 0x10, 8)]
     assert calls[1].args[0] is None  # x0 is clobbered by the first call
     assert calls[1].args[2] == Loaded(anchor + 0xBE0 + 0x10, 8)
+
+
+def test_arm64_refs_after_the_epilogue():
+    # Code after a ret (an out-of-line path) is reached from the body, where the
+    # callee-saved registers still hold the body's values: with callee_saved,
+    # their reload from the stack is forgotten at the ret. A pre-indexed load
+    # (ldr x20, [x22, #48]!) reads base + 48 and writes it back.
+    pc, anchor = 0xFFFF800008100000, 0xFFFF800009811000
+    code = [_adrp(19, pc, anchor),            # adrp x19, anchor
+            _add(19, 19, 0x620),              # add x19, x19, #0x620
+            0xA94653F3,                       # ldp x19, x20, [sp, #96]
+            0xD65F03C0,                       # ret
+            0xAA1303F6,                       # mov x22, x19
+            0xF8430ED4,                       # ldr x20, [x22, #48]!
+            _ldr64(1, 22, 8)]                 # ldr x1, [x22, #8]
+    blob = b"".join(struct.pack("<I", i) for i in code)
+    assert [r.kind for r in refs(blob, pc)] == ["address"]  # x19 reloaded: unknown
+    loads = [(r.address, r.size) for r in refs(blob, pc, callee_saved=True) if r.kind == "load"]
+    assert loads == [(anchor + 0x620 + 48, 8), (anchor + 0x620 + 48 + 8, 8)]

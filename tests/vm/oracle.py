@@ -64,3 +64,36 @@ def assert_scores_are_the_guests(score_json: str, idle) -> None:
         assert ours[pid] == score, (pid, ours[pid], score)
         compared += 1
     assert compared >= len(idle.pids) - 1
+
+
+def symbols_asked(vmcore, vmlinux, commands):
+    """Run each of *commands* (argument lists) in process on *vmcore* with the
+    debug vmlinux; ``(prog, asked, failed)``: the program, ``{symbol: answer}``
+    of every symbol the commands asked the drgn port for, and ``(argv, error)``
+    of each command that failed."""
+    import io
+
+    from oomdrgn.cli import build_parser
+    from oomdrgn.commands.subcommands import run_command
+    from oomdrgn.core.errors import OomdrgnError
+    from oomdrgn.drgn import port as drgn_port
+    from oomdrgn.drgn.backend import reader_for
+    from oomdrgn.drgn.program import open_program
+    asked, failed, real = {}, [], drgn_port.DrgnPort.symbol
+
+    def spy(port, name):
+        asked[name] = real(port, name)
+        return asked[name]
+    drgn_port.DrgnPort.symbol = spy
+    try:
+        prog = open_program(core=str(vmcore), vmlinux=[str(vmlinux)])
+        reader = reader_for(prog)
+        for argv in commands:
+            try:
+                run_command(reader, build_parser().parse_args(["-c", str(vmcore)] + argv),
+                            io.StringIO())
+            except OomdrgnError as e:
+                failed.append((argv, str(e)))
+    finally:
+        drgn_port.DrgnPort.symbol = real
+    return prog, asked, failed

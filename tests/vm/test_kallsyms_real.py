@@ -10,23 +10,18 @@ offsets and sizes the kernel printed in its call traces.
 """
 
 import collections
-import io
 import re
 import time
 
 import drgn
 import pytest
 
-from oomdrgn.cli import build_parser
-from oomdrgn.commands.subcommands import run_command
 from oomdrgn.core.elffile import symbol_values
-from oomdrgn.core.errors import OomdrgnError
 from oomdrgn.core.kallsyms import MAX_SYMBOL_LENGTH, read_kallsyms
 from oomdrgn.core.port import Fault
 from oomdrgn.core.rawimage import parse_vmcoreinfo
-from oomdrgn.drgn import port as drgn_port
-from oomdrgn.drgn.backend import reader_for
-from oomdrgn.drgn.program import open_program
+
+from .oracle import symbols_asked
 
 pytestmark = pytest.mark.vm
 
@@ -50,25 +45,7 @@ class Dump:
         self.vmlinux = vmlinux
         with open(config) as f:
             self.kallsyms_all = "CONFIG_KALLSYMS_ALL=y\n" in f.read()
-        self.asked: dict = {}
-        asked, real = self.asked, drgn_port.DrgnPort.symbol
-
-        def spy(port, name):
-            asked[name] = real(port, name)
-            return asked[name]
-        drgn_port.DrgnPort.symbol = spy
-        try:
-            self.prog = open_program(core=vmcore, vmlinux=[vmlinux])
-            reader = reader_for(self.prog)
-            self.failed = []
-            for argv in COMMANDS:
-                try:
-                    run_command(reader, build_parser().parse_args(["-c", vmcore] + argv),
-                                io.StringIO())
-                except OomdrgnError as e:
-                    self.failed.append((argv, str(e)))
-        finally:
-            drgn_port.DrgnPort.symbol = real
+        self.prog, self.asked, self.failed = symbols_asked(vmcore, vmlinux, COMMANDS)
         self.vmcoreinfo = parse_vmcoreinfo(self.prog["VMCOREINFO"].string_())
         self.kaslr = int(self.vmcoreinfo.get("KERNELOFFSET", "0"), 16)
         self.listed = "SYMBOL(kallsyms_names)" in self.vmcoreinfo

@@ -49,9 +49,16 @@ def _adrp(insn: int, pc: int) -> int:
     return ((pc & ~0xFFF) + (imm << 12)) & _MASK64
 
 
-def refs(code: bytes, address: int) -> List[Ref]:
-    """The uses of global addresses in the little-endian arm64 *code* at *address*."""
+def refs(code: bytes, address: int, callee_saved: bool = False) -> List[Ref]:
+    """The uses of global addresses in the little-endian arm64 *code* at *address*.
+
+    :param callee_saved: keep x19..x28 across the epilogue: their reload from
+        the stack before a ``ret`` is forgotten at the ``ret``, as the code after
+        it (out-of-line paths) is reached by branches from the body, where they
+        still hold the body's values
+    """
     regs: Dict[int, Value] = {}
+    saved: Dict[int, Value] = {}  # x19..x28 before their reload from the stack
     out: List[Ref] = []
 
     def base(rn: int) -> Optional[int]:
@@ -96,6 +103,20 @@ def refs(code: bytes, address: int) -> List[Ref]:
                 if at is not None:
                     out.append(Ref("load", pc, at, size))
                 load(rd, Loaded(at, size) if at is not None and opc == 1 else None)
+        elif insn & 0x3F200400 == 0x38000400:  # ldr/str pre- or post-index, integer
+            size = 1 << (insn >> 30)
+            imm = (insn >> 12) & 0x1FF
+            if imm & 0x100:
+                imm -= 0x200
+            b = base(rn)
+            pre = bool(insn & 0x800)
+            at = None if b is None else (b + imm if pre else b) & _MASK64
+            if at is not None:
+                out.append(Ref("load" if (insn >> 22) & 3 else "store", pc, at, size))
+            if rn != 31:  # the base register written back
+                load(rn, None if b is None else (b + imm) & _MASK64)
+            if (insn >> 22) & 3:
+                load(rd, Loaded(at, size) if at is not None and (insn >> 22) & 3 == 1 else None)
         elif insn & 0x3F200C00 == 0x38000000:  # ldur/stur (unscaled), integer
             size = 1 << (insn >> 30)
             imm = (insn >> 12) & 0x1FF
@@ -131,13 +152,18 @@ def refs(code: bytes, address: int) -> List[Ref]:
             for r in list(regs):
                 if r <= 18 or r == 30:
                     del regs[r]
+        elif insn == 0xD65F03C0 and callee_saved:  # ret
+            regs.update(saved)
+            saved.clear()
         elif (insn >> 26) & 7 == 0b101 and insn & 0xFFF00000 != 0xD5300000:
             pass  # branches, system instructions (not mrs): no register written
         elif (insn >> 25) & 5 == 4:  # other loads and stores
             if insn & (3 << 22):  # a load (L or a signed load): Rt, and Rt2 of a pair
-                load(rd, None)
-                if (insn >> 27) & 7 == 5:
-                    load((insn >> 10) & 31, None)
+                written = [rd] + ([(insn >> 10) & 31] if (insn >> 27) & 7 == 5 else [])
+                for r in written:
+                    if callee_saved and rn == 31 and 19 <= r <= 28 and r in regs:
+                        saved.setdefault(r, regs[r])  # restored from the stack
+                    load(r, None)
         else:  # data processing, mrs: Rd written
             load(rd, None)
     return out

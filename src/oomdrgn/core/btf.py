@@ -631,6 +631,29 @@ class Btf:
         ("" for an anonymous one)."""
         return [(self._string(n), t, bit) for n, t, bit in self._compound(tid)]
 
+    def bit_fields(self, type_name: str) -> Dict[str, Tuple[int, int]]:
+        """``{member: (bit offset, bit size)}`` of each named member of struct
+        *type_name* (``struct orc_entry``); a member that is not a bit field has
+        its type's size in bits.
+
+        :raises LookupError: no such type
+        """
+        tid = self._strip(self.type_id(type_name))
+        pos = self._offsets[tid]
+        kflag = self._w[pos + 1] >> 31
+        out: Dict[str, Tuple[int, int]] = {}
+        for i, (name, t, bit) in enumerate(self._compound(tid)):
+            size = self._w[pos + 3 + 3 * i + 2] >> 24 if kflag else 0
+            if not size:
+                inner = self._strip(t)
+                if not kflag and self.kind(inner) == KIND_INT:
+                    size = self._w[self._offsets[inner] + 3] & 0xFF  # BTF_INT_BITS
+                else:
+                    size = self._size(t) * 8
+            if name:
+                out[self._string(name)] = (bit, size)
+        return out
+
     def function(self, name: str) -> Optional[int]:
         """The FUNC type id of function *name*, or None."""
         ids = self.find(name, (KIND_FUNC,))

@@ -86,6 +86,9 @@ class DiskDump:
         self.max_mapnr = sub[13] if self.header_version >= 6 else max_mapnr
         self.vmcoreinfo = (_read_at(f, offset_vmcoreinfo, size_vmcoreinfo)
                            if size_vmcoreinfo else b"")
+        #: the ELF notes (``NT_PRSTATUS`` per CPU...), header version 4 on
+        self.notes = (_read_at(f, sub[7], sub[8])
+                      if self.header_version >= 4 and sub[8] > 0 else b"")
         # The second half of the bitmap area: the pages that were dumped.
         half = bitmap_blocks * bs // 2
         self._bitmap = _read_at(f, (1 + sub_hdr_size) * bs + half, half)

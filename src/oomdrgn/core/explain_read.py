@@ -217,7 +217,13 @@ def read_explain_facts(reader: Reader, pid: int, memcg: Optional[str] = None,
             notes.append("percpu_counter_batch unreadable: the bound assumes its "
                          "boot value max(32, 2 x online CPUs)")
             batch = max(32, 2 * len(reader.cpus("online")))
-        around = _global_int(reader, "fault_around_bytes", 8)
+        # fault_around_pages since "mm: prefer fault_around_pages to
+        # fault_around_bytes" (in v6.4, hash not checked here); before, bytes.
+        around = _global_int(reader, "fault_around_pages", 8)
+        if around is not None:
+            around <<= info.page_shift
+        else:
+            around = _global_int(reader, "fault_around_bytes", 8)
     except Fault as e:
         raise TargetError(f"PID {pid}: {e}") from None
     if selection is None:

@@ -14,7 +14,8 @@ from .errors import ReadError
 from .evidence import rodata
 from .port import Target
 
-__all__ = ["kernel_rodata", "has_format", "find_format", "referenced_strings", "read_cstring"]
+__all__ = ["kernel_rodata", "has_format", "find_format", "referenced_strings", "read_cstring",
+           "x86_64_pointers"]
 
 _MASK64 = (1 << 64) - 1
 # Lifetime: per target (the kernel image does not change under a target).
@@ -64,7 +65,7 @@ def read_cstring(target: Target, address: int, limit: int = 256) -> Optional[str
     return text.decode("ascii")
 
 
-def _x86_64_pointers(code: bytes, address: int) -> Iterator[int]:
+def x86_64_pointers(code: bytes, address: int) -> Iterator[int]:
     """Absolute addresses in x86-64 code: ``push $imm32`` and ``mov $imm32, %r64``
     (sign-extended), ``lea disp32(%rip), %r64``. Every offset is tried: a false
     hit only matters if it lands on a string, and callers filter those."""
@@ -131,7 +132,7 @@ def referenced_strings(target: Target, function: str) -> List[str]:
             code = target.read(sym[0], sym[1])
         except ReadError:
             continue
-        scan = _aarch64_pointers if target.arch == "aarch64" else _x86_64_pointers
+        scan = _aarch64_pointers if target.arch == "aarch64" else x86_64_pointers
         for p in scan(code, sym[0]):
             if span[0] <= p < span[1] and p not in seen:
                 seen.add(p)

@@ -15,6 +15,7 @@ atomics (before), never the per-CPU deltas not yet folded in.
 mem_cgroup *``.
 """
 
+import re
 from typing import Dict, List, Optional, Tuple
 
 from .memo import once_per
@@ -60,6 +61,10 @@ _FIXED_EVENTS = ("PGFAULT", "PGMAJFAULT", "PGREFILL", None, "PGACTIVATE", "PGDEA
                  "PGLAZYFREE", "PGLAZYFREED",
                  # CONFIG_MEMCG_KMEM && CONFIG_ZSWAP (v5.19+), CONFIG_TRANSPARENT_HUGEPAGE
                  "ZSWPIN", "ZSWPOUT", "THP_FAULT_ALLOC", "THP_COLLAPSE_ALLOC")
+
+
+#: a memory.stat name (memory_stats[]'s entries)
+_IDENT = re.compile(r"[a-z0-9_]+")
 
 
 class MemcgStatTables:
@@ -178,12 +183,23 @@ class MemcgStatTables:
         ratio = t.member("struct memory_stat", "ratio") if _has(
             t, "struct memory_stat", "ratio") else None
         data = t.read(sym[0], sym[1])
+        limit = self.constant("MEMCG_NR_STAT")
         out = []
         for base in range(0, sym[1] - size + 1, size):
             def field(off: int, n: int) -> int:
                 return _int(t, data[base + off:base + off + n])
-            out.append((self.reader.string(field(name_off, 8)), field(idx.offset, idx.size),
-                        None if ratio is None else field(ratio.offset, ratio.size)))
+            # Without debug info the size is kallsyms' distance to the next
+            # named symbol: unnamed data may follow the array. Every entry of
+            # the kernel's names a counter (a lower-case identifier, idx below
+            # MEMCG_NR_STAT): the array ends at the first that does not.
+            try:
+                name = self.reader.string(field(name_off, 8))
+            except Fault:
+                break
+            item = field(idx.offset, idx.size)
+            if not _IDENT.fullmatch(name) or (limit is not None and item >= limit):
+                break
+            out.append((name, item, None if ratio is None else field(ratio.offset, ratio.size)))
         return out
 
     # vmstat_text ---------------------------------------------------------------

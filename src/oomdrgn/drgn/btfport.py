@@ -12,11 +12,12 @@ from ..core.btf import Btf
 from ..core.errors import EXIT_DEBUGINFO, OomdrgnError
 from ..core.kallsyms import Kallsyms
 from ..core.layoutcache import Layout
-from ..core.port import Member
+from ..core.port import Fault, Member
 from .port import DrgnPort, symbol_linear_map
 
 if TYPE_CHECKING:  # core.symrecover loads only where kallsyms lacks data symbols
     from ..core.symrecover import Recovered
+    from ..core.stack_trace import StackTracer
 
 __all__ = ["BtfPort"]
 
@@ -39,6 +40,7 @@ class BtfPort(DrgnPort):
         self.layout = layout
         self.kaslr = kaslr
         self._vmlinux = vmlinux
+        self._tracer: Optional["StackTracer"] = None
         if not self.live and self._linear is None:  # drgn has no min_low_pfn without DWARF
             self.direct_map(symbol_linear_map(prog, self.symbol))
 
@@ -99,7 +101,8 @@ class BtfPort(DrgnPort):
             if found is None and rec is not None:
                 found = rec.symbols.get(name)
                 from ..core.symrecover import WANTED
-                if found is None and name in WANTED:
+                # rec.absent: not in this kernel's era, by BTF's evidence.
+                if found is None and name in WANTED and name not in rec.absent:
                     # Not absent from the kernel: not recovered. Never taken for
                     # absent (a kernel without it would be answered for).
                     raise OomdrgnError(
@@ -133,10 +136,23 @@ class BtfPort(DrgnPort):
         return hit[0] if hit else None
 
     def stack_functions(self, task: int) -> Optional[List[str]]:
-        return None  # no unwinding without debug info
+        frames = self.stack_frames(task)
+        return None if frames is None else [name for name, _, _, _ in frames]
 
     def stack_frames(self, task: int) -> Optional[List[Tuple[str, int, int, bool]]]:
-        return None
+        # Unwound from the dump's memory as the kernel does (ORC, frame records).
+        try:
+            return self._stack_tracer().frames(task)
+        except (LookupError, ValueError, OverflowError, Fault, OomdrgnError):
+            return None
+
+    def _stack_tracer(self) -> "StackTracer":
+        if self._tracer is None:
+            from ..core.stack_trace import StackTracer
+            from .unwind import cpu_registers, unwind_layout  # oom-report only
+            self._tracer = StackTracer(self, cpu_registers(self.prog, self.arch),
+                                       self.kallsyms.name_at, *unwind_layout(self))
+        return self._tracer
 
     def oom_control(self, task: int) -> Optional[dict]:
         return None
