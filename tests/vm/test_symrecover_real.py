@@ -36,7 +36,7 @@ COMMANDS = (["oom-report", "--json"], ["show-mem"], ["tasks", "--badness"],
 #: memcg OOM report's memory.stat tables
 SIZED = ("memory_stats", "mem_cgroup_events_index", "memcg_vm_event_stat", "mem_cgroup_stats_index")
 #: recovered from arm64 code, where the kernel has them
-FROM_CODE = SIZED + ("fault_around_bytes", "printk_time", "console_msg_format", "slab_caches")
+FROM_CODE = SIZED + ("fault_around_bytes", "fault_around_pages", "printk_time", "console_msg_format", "slab_caches")
 _ENDS = ("_stext", "_etext", "_sinittext", "_einittext")
 _MASK64 = (1 << 64) - 1
 

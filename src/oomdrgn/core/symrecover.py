@@ -61,7 +61,7 @@ WANTED = frozenset((
     "kexec_crash_image", "dump_stack_arch_desc_str", "hstates", "hugetlb_max_hstate",
     "totalcma_pages", "num_poisoned_pages", "taint_flags", "tnts", "nr_node_ids",
     "movable_zone", "memory_cgrp_subsys_enabled_key", "root_mem_cgroup", "vmstat_text",
-    "fault_around_bytes", "printk_time", "console_msg_format", "memory_stats",
+    "fault_around_bytes", "fault_around_pages", "printk_time", "console_msg_format", "memory_stats",
     "mem_cgroup_events_index", "mem_cgroup_stats_index", "slab_caches", "memcg_vm_event_stat",
     "percpu_counter_batch",
     # Not recovered (no source, or their size is needed and unknown): a command

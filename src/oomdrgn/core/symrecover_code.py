@@ -239,13 +239,26 @@ def _memcg_and_printk(c: Ctx, data: Callable[[int], bool]) -> None:
     the unreclaimable slab dump read besides."""
     page = int(c.info.get("PAGESIZE", "4096"))
 
-    def fault_around(a: int) -> Optional[str]:
-        v = c.word(a)
-        return None if page <= v < 1 << 32 and v & (v - 1) == 0 else f"holds {v}"
-    # fault_around_bytes_get(): *val = fault_around_bytes (mm/memory.c, the
-    # debugfs file; 6.1: mm/memory.c:4519); always a power of two, at least a page.
-    one(c, "fault_around_bytes", _loads(c, "fault_around_bytes_get", 8, data),
-        "code: fault_around_bytes_get", fault_around)
+    # fault_around_bytes_get() (mm/memory.c, the debugfs file): *val =
+    # fault_around_bytes (6.1: mm/memory.c:4519), a power of two of at least a
+    # page; fault_around_pages << PAGE_SHIFT since "mm: prefer fault_around_pages
+    # to fault_around_bytes" (in v6.4, hash not checked here; 6.12:
+    # mm/memory.c:5201), a power of two of at most PTRS_PER_PTE, below a page
+    # (fault_around_bytes_set()). What the one global holds tells which it is.
+    found = _loads(c, "fault_around_bytes_get", 8, data)
+    names = ("fault_around_bytes", "fault_around_pages")
+    try:
+        held = c.word(found[0]) if len(found) == 1 else 0
+    except Fault:
+        held = 0
+    if held and held & (held - 1) == 0 and held < 1 << 32:
+        name, other = names if held >= page else names[::-1]
+        c.keep(name, found[0], "code: fault_around_bytes_get")
+        c.out.absent[other] = f"fault_around_bytes_get() reads {name} (it holds {held})"
+    else:
+        for name in names:
+            c.out.miss(name, f"code: fault_around_bytes_get: {len(found)} candidates"
+                       + (f", holding {held}" if held else ""))
 
     def flag(size: int) -> Callable[[int], Optional[str]]:
         return lambda a: None if c.word(a, size) in (0, 1) else f"holds {c.word(a, size)}"
