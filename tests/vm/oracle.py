@@ -97,3 +97,13 @@ def symbols_asked(vmcore, vmlinux, commands):
     finally:
         drgn_port.DrgnPort.symbol = real
     return prog, asked, failed
+
+
+def panic_dump_once(cache: dict, make, kernel, panic):
+    """``make(vmcore, vmlinux, config)`` of *kernel*'s panic dump (ELF), made once
+    and kept in *cache* while that kernel's tests run (one kernel's at a time)."""
+    key = (kernel.name, str(panic.vmcores["elf"]))
+    if key not in cache:
+        cache.clear()
+        cache[key] = make(str(panic.vmcores["elf"]), str(kernel.vmlinux), str(kernel.config))
+    return cache[key]

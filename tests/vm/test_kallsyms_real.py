@@ -21,7 +21,7 @@ from oomdrgn.core.kallsyms import MAX_SYMBOL_LENGTH, read_kallsyms
 from oomdrgn.core.port import Fault
 from oomdrgn.core.rawimage import parse_vmcoreinfo
 
-from .oracle import symbols_asked
+from .oracle import panic_dump_once, symbols_asked
 
 pytestmark = pytest.mark.vm
 
@@ -88,11 +88,7 @@ _DUMPS: dict = {}
 @pytest.fixture
 def dump(kernel, panic):
     """The panic dump (ELF) of *kernel*, opened once (one kernel's at a time)."""
-    key = (kernel.name, str(panic.vmcores["elf"]))
-    if key not in _DUMPS:
-        _DUMPS.clear()
-        _DUMPS[key] = Dump(str(panic.vmcores["elf"]), str(kernel.vmlinux), str(kernel.config))
-    return _DUMPS[key]
+    return panic_dump_once(_DUMPS, Dump, kernel, panic)
 
 
 def _table(ks):

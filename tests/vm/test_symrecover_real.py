@@ -24,7 +24,7 @@ from oomdrgn.drgn.btfport import BtfPort
 from oomdrgn.drgn.program import open_program
 
 from .damage import Corpus
-from .oracle import run_oomdrgn, symbols_asked
+from .oracle import panic_dump_once, run_oomdrgn, symbols_asked
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(600)]
 
@@ -89,11 +89,7 @@ _DUMPS: dict = {}
 
 @pytest.fixture
 def dump(kernel, panic):
-    key = (kernel.name, str(panic.vmcores["elf"]))
-    if key not in _DUMPS:
-        _DUMPS.clear()
-        _DUMPS[key] = Dump(str(panic.vmcores["elf"]), str(kernel.vmlinux), str(kernel.config))
-    return _DUMPS[key]
+    return panic_dump_once(_DUMPS, Dump, kernel, panic)
 
 
 def test_recovered_symbols_are_the_vmlinux_ones(kernel, dump, record_property):
