@@ -8,6 +8,7 @@ kdump-zlib ~20 MB of the same moment) live in a temporary directory removed as
 soon as that kernel's tests are done.
 """
 
+import gc
 import os
 import shutil
 import tempfile
@@ -151,10 +152,21 @@ def idle(kernel):
 
 
 @pytest.fixture(scope="module")
-def programs():
+def open_dumps():
+    """A module's cache of opened dumps, emptied when the module's tests of one
+    kernel are done: an open Program keeps its dump on disk after the scenario's
+    workdir is removed."""
+    cache: dict = {}
+    yield cache
+    cache.clear()
+    gc.collect()  # a Program in a reference cycle lets go of its file only here
+
+
+@pytest.fixture(scope="module")
+def programs(open_dumps):
     """``programs(kernel, art, fmt)``: ``(prog, reader)`` of a scenario's dump, opened once.
     One kernel's programs at a time: an open Program keeps its (removed) dump on disk."""
-    cache: dict = {}
+    cache = open_dumps
 
     def get(kernel, art, fmt):
         key = (kernel.name, str(art.vmcores[fmt]))

@@ -82,13 +82,10 @@ class Dump:
         return False
 
 
-_DUMPS: dict = {}
-
-
 @pytest.fixture
-def dump(kernel, panic):
+def dump(kernel, panic, open_dumps):
     """The panic dump (ELF) of *kernel*, opened once (one kernel's at a time)."""
-    return panic_dump_once(_DUMPS, Dump, kernel, panic)
+    return panic_dump_once(open_dumps, Dump, kernel, panic)
 
 
 def _table(ks):

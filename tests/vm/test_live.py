@@ -7,8 +7,10 @@ where ``linux-image-<release>-dbg`` puts it; no ``-s`` anywhere). The fixture
 judge what it recorded, so a failed assertion never leaves QEMU running and no
 two guests ever run at once. Steps, in order:
 
-1. an idle population (varied oom_score_adj, uids, threads, an exited leader,
-   forks, shmem), pinned to CPU 0;
+1. khugepaged stopped (its collapses add rss to idle processes:
+   :func:`~oomdrgn.testing.harness.population.stop_khugepaged`), then an idle
+   population (varied oom_score_adj, uids, threads, an exited leader, forks,
+   shmem), pinned to CPU 0;
 2. clear errors: not root; ``/proc/kcore`` missing (a private ``/proc``);
 3. ``oomdrgn -k victim --sysrq`` and ``oomdrgn -k kill VICTIM``;
 4. ``oomdrgn -k tasks`` with the debug vmlinux moved away (the kernel's BTF and
@@ -27,9 +29,7 @@ two guests ever run at once. Steps, in order:
 A second boot per kernel with ``lockdown=confidentiality`` checks the lockdown
 message. Timings of every step are printed (``pytest -s`` shows them).
 
-Rows and scores allowed to differ, and why: the test's own processes, and on
-kernels with per-thread rss counts (before v6.2) a multi-threaded process's rss
-by at most 64 pages per thread (see _split_rss_bounds). The test's own: the
+Rows allowed to differ, and why: the test's own processes only. The test's own: the
 interactive ``sh`` that runs oomdrgn (its counters move as it forks and waits)
 and the ``oomdrgn`` (python3) process itself, which is in oomdrgn's view but
 has exited before the kernel prints its table or ``/proc`` is read.
@@ -44,7 +44,7 @@ from typing import Dict, List
 import pytest
 
 from oomdrgn.testing.harness import (KERNEL_NAMES, HarnessError, Member, kernel_paths,
-                                     start_population)
+                                     start_population, stop_khugepaged)
 from oomdrgn.testing.harness.liveguest import GuestResult, LiveGuest
 from oomdrgn.testing.harness.scenarios import kill_line, oom_table
 
@@ -128,6 +128,7 @@ def _run_live(kernel: str) -> LiveRun:
         run.banner = g.banner
         run.shell_pid = int(g.run("echo $$").strip())
         run.possible_cpus = _possible(g.read_text("/sys/devices/system/cpu/possible"))
+        stop_khugepaged(g)  # it moves idle processes' rss between our read and the sysrq
         run.pids = step("population", lambda: start_population(g, LIVE_POPULATION, cpu=CPU))
         r = run.results
         r["not_root"] = step("not_root", lambda: g.oomdrgn("-k", "tasks", prefix=NOT_ROOT))
@@ -250,31 +251,6 @@ def _kb(value: str) -> int:
     return int(value[:-3])
 
 
-# TASK_RSS_EVENTS_THRESH: a thread's own rss counts move to the mm after 64 events.
-_RSS_EVENTS = 64
-
-
-def _split_rss_bounds(run: LiveRun, detection: str) -> Dict[int, int]:
-    """On kernels whose threads keep rss counts of their own (SPLIT_RSS_COUNTING,
-    before v6.2; oomdrgn's detection line says "per-thread caches not added"),
-    neither oomdrgn nor dump_tasks() adds them, and the kernel folds them into the
-    mm at moments of its own: between oomdrgn's reading and the sysrq table a
-    multi-threaded process's rss may move by up to 64 pages per thread (seen
-    once: lv-threads on 5.10, 83 pages). {pid: that bound} for those processes."""
-    if "per-thread caches not added" not in detection:
-        return {}
-    return {pid: _RSS_EVENTS * (1 + m.threads) for m in LIVE_POPULATION if m.threads
-            for pid in run.pids.get(m.name, [])}
-
-
-def _assert_within_thread_caches(mine: str, theirs: str, bound: int) -> None:
-    """The same row but for rss (T3's column after total_vm), off by at most *bound*."""
-    a, b = mine.split("]", 1)[1].split(), theirs.split("]", 1)[1].split()
-    rss = 3  # uid tgid total_vm rss pgtables_bytes swapents oom_score_adj name
-    assert a[:rss] + a[rss + 1:] == b[:rss] + b[rss + 1:], (mine, theirs)
-    assert abs(int(a[rss]) - int(b[rss])) <= bound, (mine, theirs, bound)
-
-
 def _population_pids(run: LiveRun) -> List[int]:
     return [p for pids in run.pids.values() for p in pids]
 
@@ -346,11 +322,7 @@ def _assert_is_the_sysrq_table(live, res):
     own = _test_pids(live, res.stdout)
     only = {p: mine.get(p) or theirs.get(p) for p in (set(mine) ^ set(theirs)) - set(own)}
     assert not only, f"rows in one table only: {only}"
-    split = _split_rss_bounds(live, res.stderr)
     for pid in sorted(set(mine) - set(own)):
-        if pid in split and mine[pid] != theirs[pid]:
-            _assert_within_thread_caches(mine[pid], theirs[pid], split[pid])
-            continue
         assert mine[pid] == theirs[pid], f"pid {pid}"
     for pid in _population_pids(live):
         # Every process of the population has its row (the exited leader has none).

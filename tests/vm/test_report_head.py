@@ -24,7 +24,6 @@ from oomdrgn.drgn.program import open_program
 pytestmark = pytest.mark.vm
 
 SCENARIOS = ("killed", "panic", "memcg_killed")
-_open = {}
 
 
 class Moment:
@@ -52,13 +51,13 @@ class Moment:
 
 
 @pytest.fixture(params=SCENARIOS)
-def moment(request, kernel):
+def moment(request, kernel, open_dumps):
     key = (kernel.name, request.param)
-    if key not in _open:
-        for other in [k for k in _open if k[0] != kernel.name]:
-            del _open[other]  # one kernel's dumps open at a time
-        _open[key] = Moment(kernel, request.getfixturevalue(request.param))
-    return _open[key]
+    if key not in open_dumps:
+        for other in [k for k in open_dumps if k[0] != kernel.name]:
+            del open_dumps[other]  # one kernel's dumps open at a time
+        open_dumps[key] = Moment(kernel, request.getfixturevalue(request.param))
+    return open_dumps[key]
 
 
 def test_invoked_line_from_memory(moment):

@@ -84,12 +84,9 @@ def _text_only(ks: Kallsyms, ends: dict) -> Kallsyms:
     return Kallsyms(list(names), "".join(kinds), list(addresses))
 
 
-_DUMPS: dict = {}
-
-
 @pytest.fixture
-def dump(kernel, panic):
-    return panic_dump_once(_DUMPS, Dump, kernel, panic)
+def dump(kernel, panic, open_dumps):
+    return panic_dump_once(open_dumps, Dump, kernel, panic)
 
 
 def test_recovered_symbols_are_the_vmlinux_ones(kernel, dump, record_property):

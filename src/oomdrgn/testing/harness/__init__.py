@@ -10,7 +10,7 @@ from .gdbstub import GdbStub, symbol_address
 from .initramfs import build_initramfs, compile_workloads
 from .kernels import ARM64_KERNEL_NAMES, KERNEL_NAMES, HarnessError, KernelPaths, kernel_paths
 from .population import (DEFAULT_POPULATION, Member, in_cgroup, setup_cgroups, start_hog,
-                         start_population)
+                         start_population, stop_khugepaged)
 from .qemu import Guest, strip_timestamp
 from .scenarios import (IDLE_POPULATION, MEMCG_POPULATION, SWAP_POPULATION, Artifacts,
                         idle_scores, kill_line, kill_moment, memcg_kill_moment, memcg_panic,
@@ -22,5 +22,6 @@ __all__ = [
     "build_initramfs", "compile_workloads", "idle_scores", "in_cgroup", "kernel_paths",
     "kill_line", "kill_moment", "memcg_kill_moment", "memcg_panic", "memcg_report", "oom_table",
     "open_vmcore", "panic_snapshot", "setup_cgroups", "start_hog", "start_population",
+    "stop_khugepaged",
     "strip_timestamp", "summary_line", "symbol_address", "sysrq_table", "unflatten",
 ]

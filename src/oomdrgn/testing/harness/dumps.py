@@ -1,7 +1,9 @@
 """QEMU dump files: unflatten kdump output, open with drgn (imported lazily)."""
 
 import os
+import shutil
 import struct
+import subprocess
 from pathlib import Path
 from typing import Union
 
@@ -41,6 +43,18 @@ def unflatten(path: Union[str, Path]) -> Path:
                 size -= len(chunk)
     os.replace(tmp, path)
     return path
+
+
+def dig_holes(path: Union[str, Path]) -> Path:
+    """Give *path*'s runs of zero blocks back to the filesystem (util-linux
+    ``fallocate --dig-holes``): a dump's free pages then take no disk, and its
+    bytes are unchanged. Where the tool or the filesystem cannot, the file is
+    left whole (it only costs disk)."""
+    tool = shutil.which("fallocate")
+    if tool:
+        subprocess.run([tool, "--dig-holes", str(path)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+    return Path(path)
 
 
 def open_vmcore(vmcore: Union[str, Path], vmlinux: Union[str, Path]):

@@ -148,6 +148,20 @@ def setup_cgroups(guest: Guest, occupied: Iterable[Optional[str]],
         guest.run(" && ".join(cmds))
 
 
+#: THP's sysfs switch: "never" stops khugepaged (start_stop_khugepaged()).
+THP_ENABLED = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+def stop_khugepaged(guest: Guest) -> None:
+    """Stop khugepaged (THP ``never``), where a test reads an idle process's
+    counters and the kernel prints them later. It moves them on its own:
+    collapsing a 2 MB range, __collapse_huge_page_copy() counts each empty pte
+    it fills as a new MM_ANONPAGES page (seen on 5.10: pages_collapsed 0 -> 1
+    and an idle zombie-led process's rss +274 pages, 20 s after it was ready).
+    A kernel without THP has no switch: nothing to stop."""
+    guest.run(f"[ ! -e {THP_ENABLED} ] || echo never > {THP_ENABLED}")
+
+
 def start_population(guest: Guest, population: Sequence[Member] = DEFAULT_POPULATION,
                      cpu: Optional[int] = None, timeout: float = 180.0,
                      cgroup_root: Optional[str] = None) -> Dict[str, List[int]]:

@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import pexpect
 
-from .dumps import unflatten
+from .dumps import dig_holes, unflatten
 from .initramfs import build_initramfs
 from .kernels import FETCH_COMMAND, HarnessError, KernelPaths, kernel_paths
 from .qmp import Qmp
@@ -502,7 +502,7 @@ class Guest:
             if state == "completed":
                 if fmt.startswith("kdump") and not flat:
                     unflatten(path)
-                return path
+                return dig_holes(path)
             if state == "failed" or time.monotonic() > deadline:
                 raise self._error(f"dump to {path} {state}: {self._dump_error(path)}")
             time.sleep(0.1)
@@ -555,7 +555,7 @@ class Guest:
             (start, size), = banks
             banks = [(start, RAW_SPLIT), (start + RAW_SPLIT, size - RAW_SPLIT)]
         base = Path(path).resolve()
-        return [(self.pmemsave(f"{base}.{i}", start, size, timeout), start)
+        return [(dig_holes(self.pmemsave(f"{base}.{i}", start, size, timeout)), start)
                 for i, (start, size) in enumerate(banks)]
 
     def kallsyms(self, name: str) -> int:

@@ -44,7 +44,7 @@ from ...core.elffile import elf_machine, symbol_values
 from .gdbstub import GdbStub, _tool, symbol_address
 from .kernels import HarnessError, kernel_paths
 from .population import (DEFAULT_POPULATION, Member, in_cgroup, setup_cgroups, start_hog,
-                         start_population)
+                         start_population, stop_khugepaged)
 from .qemu import Guest
 
 __all__ = ["Artifacts", "IDLE_POPULATION", "KILL_FUNCTION", "MEMCG_POPULATION",
@@ -626,6 +626,7 @@ def idle_scores(kernel: str, workdir: Union[str, Path, None] = None,
         raise HarnessError("members with pageout_mb need swap_mb > 0")
     with Guest(kernel, workdir=str(workdir), swap_mb=swap_mb) as guest:
         guest.run(f"taskset -p -c {cpu} $$ >/dev/null")
+        stop_khugepaged(guest)
         pids = start_population(guest, population, cpu=cpu)
         guest.run(f"sleep {settle_s:g}")
         out = guest.run("oomscores --delay-ms 500 --sleep & echo $!")
@@ -661,6 +662,7 @@ def sysrq_table(kernel: str, workdir: Union[str, Path, None] = None,
     workdir = _workdir(workdir)
     with Guest(kernel, workdir=str(workdir), swap_mb=swap_mb, append=append,
                memory_mb=memory_mb) as guest:
+        stop_khugepaged(guest)  # the table is printed, the dump taken later
         pids = start_population(guest, population, timeout=timeout)
         guest.run("echo f > /proc/sysrq-trigger")
         guest.wait_console(_KILLED.pattern, timeout=timeout)
