@@ -40,3 +40,33 @@ def test_other_build_or_damage_not_used(tmp_path, monkeypatch):
     (tmp_path / "cd34.json").write_text("{not json")
     assert load_layout("cd34") is None
     assert load_layout("../etc/passwd") is None
+
+
+def test_rodata_strings_kept(tmp_path, monkeypatch):
+    # The era's printk formats: asked once of .rodata, then answered by the cache.
+    from oomdrgn.core.evidence import RodataStrings
+
+    class Target:
+        reads = 0
+
+        def vmlinux_path(self):
+            return None
+
+        def symbol(self, name):
+            return {"__start_rodata": (0x1000, 0), "__end_rodata": (0x1010, 0)}[name]
+
+        def read(self, address, size):
+            Target.reads += 1
+            return b"\x016[  pid  ]  uid"[:size]
+
+    monkeypatch.setenv("OOMDRGN_LAYOUT_CACHE", str(tmp_path))
+    layout = Layout("ab12", 0, "x")
+    view = RodataStrings(Target(), layout.strings)
+    assert b"\x016[  pid  ]" in view and b"\x013Killed" not in view
+    assert layout.changed and Target.reads == 1
+    save_layout(layout)
+    again = load_layout("ab12")
+    assert again is not None and not again.changed
+    view = RodataStrings(Target(), again.strings)
+    assert b"\x016[  pid  ]" in view and b"\x013Killed" not in view
+    assert Target.reads == 1 and not again.changed  # nothing read, nothing new

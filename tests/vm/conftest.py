@@ -96,7 +96,7 @@ def _scenario_fixture(name: str, fn, doc: str, amd64=None, **kw):
         more = amd64 if amd64 is not None and kernel.arch == "amd64" else {}
         art = _scenario(fn, kernel, **kw, **more)
         yield art
-        shutil.rmtree(art.workdir, ignore_errors=True)
+        _remove(art.workdir)
     fixture.__doc__ = doc
     return pytest.fixture(fixture, scope="session", name=name)
 
@@ -106,10 +106,14 @@ panic = _scenario_fixture(
     "vm.panic_on_oom=1 + hog: the guest paused at the panic, dumped in both formats; "
     "also dumped (ELF, print_vmcores) where dump_header() calls __show_mem().",
     show_mem_moment=True)
+#: the kill moment's taint: W (TAINT_WARN, bit 9) and O (TAINT_OOT_MODULE, bit 12),
+#: so its dump_stack() header prints taint letters (print_tainted(), taint_flags[])
+KILL_TAINT = 1 << 9 | 1 << 12
 killed = _scenario_fixture(
     "killed", kill_moment,
-    "Dumped at a hardware breakpoint on __oom_kill_process, then the real kill line.",
-    population=KILL_POPULATION)
+    "Dumped at a hardware breakpoint on __oom_kill_process, then the real kill line; "
+    "the kernel tainted W and O first.",
+    population=KILL_POPULATION, taint=KILL_TAINT)
 memcg_panicked = _scenario_fixture(
     "memcg_panicked", memcg_panic,
     "A memcg OOM in /job (nested groups, processes outside too) with vm.panic_on_oom=2: "
@@ -148,7 +152,15 @@ def idle(kernel):
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     yield art
-    shutil.rmtree(art.workdir, ignore_errors=True)
+    _remove(art.workdir)
+
+
+def _remove(workdir) -> None:
+    """Remove a scenario's dumps, and let go of every program still holding
+    one (a Program and its reader form a cycle: a file open in one stays on
+    disk after its removal)."""
+    gc.collect()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ FORMATS = ("elf", "kdump-zlib")  # every moment is dumped in both of QEMU's form
 def check_fast_path(vmcore, vmlinux, percpu: bool) -> None:
     """oomdrgn's fast path (raw reads; direct-map blocks read by physical
     address) gives, for every thread of every process in *vmcore*, the records
-    drgn Objects give (``task_slow``/``mm_slow``)."""
+    drgn Objects give (``task_slow``/``mm_slow``); its one-loop table
+    (``dump_tasks_static()``) the rows made of those records."""
     from oomdrgn.drgn.backend import DrgnReader
     from oomdrgn.drgn.program import open_program
     reader = DrgnReader(open_program(core=str(vmcore), vmlinux=[str(vmlinux)]))
@@ -28,6 +29,12 @@ def check_fast_path(vmcore, vmlinux, percpu: bool) -> None:
     assert seen > 10
     # The direct map was read by physical address and agreed with drgn's reading.
     assert reader.target._linear is not None and reader.target._checked
+    # dump_tasks()'s one-loop rows are the rows built record by record.
+    from oomdrgn.core.oom import process_row
+    static = reader.dump_tasks_static()
+    assert static is not None and len(static) > 10
+    generic = [process_row(reader, p, False, {}) for p in reader.processes()]
+    assert static == [r for r in generic if r is not None]
 
 
 def scenario(fn, kernel, formats=FORMATS, **kw):

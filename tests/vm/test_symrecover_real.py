@@ -34,7 +34,8 @@ COMMANDS = (["oom-report", "--json"], ["show-mem"], ["tasks", "--badness"],
             ["oom-report", "--memcg", "/"], ["explain", "1"], ["html", "-o", "-"])
 #: recovered from arm64 code with their size (BTF has no VAR for them): the
 #: memcg OOM report's memory.stat tables
-SIZED = ("memory_stats", "mem_cgroup_events_index", "memcg_vm_event_stat", "mem_cgroup_stats_index")
+SIZED = ("memory_stats", "mem_cgroup_events_index", "memcg_vm_event_stat", "mem_cgroup_stats_index",
+         "taint_flags")
 #: recovered from arm64 code, where the kernel has them
 FROM_CODE = SIZED + ("fault_around_bytes", "fault_around_pages", "printk_time", "console_msg_format", "slab_caches")
 _ENDS = ("_stext", "_etext", "_sinittext", "_einittext")
@@ -104,7 +105,8 @@ def test_recovered_symbols_are_the_vmlinux_ones(kernel, dump, record_property):
     # per-CPU variables where the BTF has a .data..percpu DATASEC (not 5.10's).
     names = ["init_task", "_totalram_pages", "__per_cpu_offset", "__cpu_online_mask",
              "node_states", "cgrp_dfl_root", "memory_cgrp_subsys", "prb", "init_uts_ns",
-             "vm_node_stat", "vm_zone_stat", "gfpflag_names", "vmstat_text", "nr_node_ids"]
+             "vm_node_stat", "vm_zone_stat", "gfpflag_names", "vmstat_text", "nr_node_ids",
+             "taint_flags"]
     if dump.btf.datasec(".data..percpu"):
         names.append("runqueues")
     if dump.arch == "aarch64":
@@ -122,8 +124,7 @@ def test_recovered_symbols_are_the_vmlinux_ones(kernel, dump, record_property):
 def test_every_data_symbol_the_commands_ask_for(kernel, dump, record_property):
     """Each symbol the commands asked drgn's debug info for that function-only
     kallsyms lacks is recovered, or oomdrgn fails on it (never taken for absent);
-    on arm64 (where the code is read) every one is recovered but ``taint_flags``
-    (asked on a tainted kernel only; its size is not recovered)."""
+    on arm64 (where the code is read) every one is recovered."""
     lacks = sorted(n for n, answer in dump.asked.items()
                    if answer is not None and dump.text.lookup(n) is None)
     assert lacks
@@ -132,7 +133,7 @@ def test_every_data_symbol_the_commands_ask_for(kernel, dump, record_property):
     assert not unknown
     if dump.arch == "aarch64":
         missing = {n: dump.recovered.missing.get(n) for n in lacks
-                   if n not in dump.recovered.symbols and n not in ("taint_flags", "tnts")}
+                   if n not in dump.recovered.symbols and n != "tnts"}  # before v4.10
         assert not missing
     # And the commands ask for nothing absent that a function-only kallsyms would
     # take for absent while the kernel has it.

@@ -103,9 +103,9 @@ def _taint_table(reader) -> Tuple[int, int, int, int, int, Optional[int]]:
     sym = t.symbol("taint_flags")
     if sym is not None:
         size = t.sizeof("struct taint_flag")
-        return (sym[0], sym[1] // size if sym[1] else 0, size,
-                t.member("struct taint_flag", "c_true").offset,
-                t.member("struct taint_flag", "c_false").offset, None)
+        on, off = (t.member("struct taint_flag", "c_true").offset,
+                   t.member("struct taint_flag", "c_false").offset)
+        return (sym[0], _taint_count(t, sym, size, on, off), size, on, off, None)
     # Before Linux kernel commit 7fd8329ba502 ("taint/module: Clean up global
     # and module taint flags handling") (in v4.10): static struct tnt tnts[]
     # of {bit, true, false}.
@@ -115,6 +115,21 @@ def _taint_table(reader) -> Tuple[int, int, int, int, int, Optional[int]]:
     size = t.sizeof("struct tnt")
     return (sym[0], sym[1] // size if sym[1] else 0, size, t.member("struct tnt", "true").offset,
             t.member("struct tnt", "false").offset, t.member("struct tnt", "bit").offset)
+
+
+def _taint_count(t, sym: Tuple[int, int], size: int, on: int, off: int) -> int:
+    """TAINT_FLAGS_COUNT: taint_flags[]'s entries. A size from kallsyms (the
+    distance to the next symbol) may hold padding and more: the count ends at
+    the first entry that is no taint letter (an upper-case c_true; a blank
+    c_false but P's G), which every entry of the kernel's is."""
+    if not sym[1]:
+        return 0
+    raw = t.read(sym[0], sym[1] // size * size)
+    for i in range(sym[1] // size):
+        c, nc = raw[i * size + on], raw[i * size + off]
+        if not (0x41 <= c <= 0x5A and nc == (0x47 if i == 0 else 0x20)):
+            return i
+    return sym[1] // size
 
 
 def print_tainted(reader) -> str:

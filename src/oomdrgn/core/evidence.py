@@ -4,7 +4,7 @@ Layouts are detected newest first, from the types; which counter a function
 reads, from its code; the printk formats, from ``.rodata``.
 """
 
-from typing import Literal, Optional
+from typing import Dict, Literal, Optional, Union
 
 from .codescan import calls_target
 from .elffile import read_section
@@ -13,7 +13,7 @@ from .kernelinfo import CONSUMERS, Evidence
 from .memo import once_per
 from .port import Target
 
-__all__ = ["gather_evidence", "rodata", "page_shift", "has_member", "counter_layout"]
+__all__ = ["gather_evidence", "rodata", "RodataStrings", "page_shift", "has_member", "counter_layout"]
 
 
 def has_member(target: Target, type_name: str, designator: str) -> bool:
@@ -51,6 +51,24 @@ def rodata(target: Target) -> Optional[bytes]:
         return target.read(start[0], end[0] - start[0])
     except ReadError:
         return None
+
+
+class RodataStrings:
+    """``.rodata`` asked only whether it holds strings (``needle in view``),
+    each answer kept in *memo* (a build's layout cache, see
+    :meth:`oomdrgn.core.layoutcache.Layout`): with a warm cache the era is
+    named without reading .rodata (8 MB on 6.1) or searching it."""
+
+    def __init__(self, target: Target, memo: Dict[str, bool]) -> None:
+        self.target, self.memo = target, memo
+
+    def __contains__(self, needle: bytes) -> bool:
+        key = needle.hex()
+        hit = self.memo.get(key)
+        if hit is None:
+            data = rodata(self.target)
+            hit = self.memo[key] = data is not None and needle in data
+        return hit
 
 
 def _calls_sum(target: Target, func: str) -> Optional[bool]:
@@ -96,6 +114,13 @@ def page_shift(target: Target) -> int:
     raise ReadError("cannot find the page size (no PAGE_SHIFT, no VMCOREINFO)")
 
 
+def _rodata_strings(target: Target) -> Union[bytes, RodataStrings, None]:
+    """What the era detection searches: .rodata, or where the port keeps a
+    memo of string answers (``rodata_strings``), a :class:`RodataStrings`."""
+    memo = getattr(target, "rodata_strings", None)
+    return RodataStrings(target, memo) if memo is not None else rodata(target)
+
+
 def gather_evidence(target: Target) -> Evidence:
     """Read the facts the decisions are made from."""
     layout = counter_layout(target)
@@ -105,7 +130,7 @@ def gather_evidence(target: Target) -> Evidence:
     calls = {c: (_calls_sum(target, f) if layout == "percpu" else None)
              for c, f in CONSUMERS.items()}
     return Evidence(arch=target.arch, page_shift=page_shift(target), counter_layout=layout,
-                    pgtables=pgtables, rodata=rodata(target), calls_sum=calls,
+                    pgtables=pgtables, rodata=_rodata_strings(target), calls_sum=calls,
                     # MM_SHMEMPAGES is new in v4.5.
                     has_shmem=target.constant("MM_SHMEMPAGES") is not None,
                     badness_return=target.return_type("oom_badness"))

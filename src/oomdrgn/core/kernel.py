@@ -7,7 +7,7 @@ from its types, newest first.
 """
 
 from operator import itemgetter
-from typing import Dict, Iterator, List, Literal, Optional, Tuple
+from typing import Dict, Iterator, List, Literal, Optional, Tuple, Union
 
 from . import cgroup
 from .errors import ReadError, TargetError
@@ -15,7 +15,7 @@ from .evidence import gather_evidence, has_member
 from .kernelinfo import KernelInfo, decide
 from .klist import list_entries
 from .mmcounters import per_cpu_ptrs, s32
-from .model import MemcgRecord, MmRecord, RawCounter, TaskRecord, VmTotals
+from .model import MemcgRecord, MmRecord, RawCounter, ReadFailure, Row, TaskRecord, VmTotals
 from .oom import task_that_hit_the_oom
 from .port import Fault, Target
 from .structs import BlockCache, StructReader
@@ -181,6 +181,58 @@ class KernelReader:
         if values and node == (task + self.thread_node_off) & _MASK64:
             return values[-2]
         return self.memory.read_word(node)
+
+    def dump_tasks_static(self) -> Optional[List[Union[Row, ReadFailure]]]:
+        """:func:`oomdrgn.core.oom.dump_tasks` of every process in one loop,
+        with no per-task records: each task's span (read by the walk), its
+        signal, cred and mm decoded where they lie. For memory that cannot
+        change, and counters read as stored (not summed per CPU); None
+        elsewhere. A process it does not read the simple way (no mm on its
+        leader, a thread first in its group, a fault) gets the reference's row
+        (:func:`oomdrgn.core.oom.process_row`)."""
+        if not self.memory.enabled or self.info.rules["table"] == "percpu-sum":
+            return None
+        from .oom import PF_KTHREAD, process_row
+        rows: List[Union[Row, ReadFailure]] = []
+        add = rows.append
+        signal_read, mm_read, read_u32 = self.signal_r.read, self.mm_r.read, self.memory.read_u32
+        counts, pgtables, cred_uid = self._counts, self._pgtables, self.cred_uid
+        node_off, by_bytes = self.thread_node_off, self._pgtables_bytes
+        known = self.task_mm_memo if self.task_mm_memo is not None else {}
+        processes = self.processes()
+        while True:
+            try:
+                p = next(processes)
+            except StopIteration:
+                break
+            except ReadError as e:  # the task list itself is broken: stop here
+                add(ReadFailure(pid=-1, reason=str(e)))
+                break
+            task, values = self.walked
+            try:
+                if task != p or not values or p in known:
+                    raise LookupError  # no span of its own, or answered before
+                pid, tgid, comm, flags, cred, signal, mm, _, _, _, _ = values
+                if tgid == 1 or flags & PF_KTHREAD:  # oom_unkillable_task()
+                    continue
+                adj, _, _, first = signal_read(signal)
+                if not mm or (first - node_off) & _MASK64 != p:
+                    raise LookupError  # find_lock_task_mm() walks its threads
+                m = mm_read(mm) + (0, None)
+                file, anon, swap, shmem = counts(m)
+                # get_mm_counter() of each, as stored (a negative one reads 0)
+                file, anon = (file if file > 0 else 0), (anon if anon > 0 else 0)
+                swap, shmem = (swap if swap > 0 else 0), (shmem if shmem > 0 else 0)
+                pt = pgtables(m)  # pgtables_bytes, or (nr_ptes, nr_pmds) before v4.15
+                add(Row(pid, read_u32(cred + cred_uid), tgid, m[0], file + anon + shmem, anon,
+                        file, shmem, pt if by_bytes else 0, swap, adj,
+                        comm.split(b"\0", 1)[0].decode("utf-8", "surrogateescape"),
+                        0 if by_bytes else pt[0], 0 if by_bytes else pt[1]))
+            except (LookupError, Fault, OverflowError, ValueError):
+                row = process_row(self, p, False, known)
+                if row is not None:
+                    add(row)
+        return rows
 
     def find_task(self, pid: int) -> Optional[int]:
         try:

@@ -5,7 +5,7 @@ the decisions are made here, once, for every backend.
 """
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from .eras import Eras, detect_eras
 from .mmcounters import COUNTER_RULES
@@ -25,7 +25,8 @@ class Evidence:
     page_shift: int
     counter_layout: str  # "atomic" (before v6.2) or "percpu" (v6.2+)
     pgtables: str  # "bytes" (v4.15+) or "ptes" (nr_ptes/nr_pmds)
-    rodata: Optional[bytes]  # the kernel image's .rodata, if it could be read
+    # the kernel image's .rodata if it could be read, or what answers `in` for it
+    rodata: Optional[Any]
     # For each consumer function: True/False whether it calls
     # __percpu_counter_sum, None if its code could not be read.
     calls_sum: Dict[str, Optional[bool]]

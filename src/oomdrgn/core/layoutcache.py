@@ -1,5 +1,6 @@
 """The layout cache: the few answers oomdrgn asks of a kernel build's types and
-symbols (member offsets, sizes, constants, return types, symbol addresses),
+symbols (member offsets, sizes, constants, return types, symbol addresses,
+whether ``.rodata`` holds a printk format),
 kept per build ID in a small JSON file, so that the next dump of that build
 opens without parsing its BTF and kallsyms (standard library only).
 
@@ -39,6 +40,18 @@ def btf_check(head: bytes) -> str:
     return f"{zlib.crc32(head[:CHECK_BYTES]):08x}:{len(head[:CHECK_BYTES])}"
 
 
+class _Noted(dict):
+    """A dict that marks its layout changed when an answer is added."""
+
+    def __init__(self, layout: "Layout", items: Dict[str, bool]) -> None:
+        super().__init__(items)
+        self._layout = layout
+
+    def __setitem__(self, key: str, value: bool) -> None:
+        super().__setitem__(key, value)
+        self._layout.changed = True
+
+
 @dataclass
 class Layout:
     """One build's answers. ``symbols`` hold ``(address - offset, size)`` for
@@ -54,7 +67,12 @@ class Layout:
     constants: Dict[str, Optional[int]] = field(default_factory=dict)
     return_types: Dict[str, Optional[str]] = field(default_factory=dict)
     symbols: Dict[str, Optional[Tuple[int, int]]] = field(default_factory=dict)
+    #: whether .rodata holds a string (its bytes in hex): the era's printk formats
+    strings: Dict[str, bool] = field(default_factory=dict)
     changed: bool = False
+
+    def __post_init__(self) -> None:
+        self.strings = _Noted(self, self.strings)
 
     # Members -----------------------------------------------------------------
 
@@ -121,7 +139,7 @@ def load_layout(build_id: str) -> Optional[Layout]:
                    for k, v in data["symbols"].items()}
         return Layout(build_id, int(data["btf_at"]), data["btf_check"], data["members"],
                       data["sizes"], data["constants"], data["return_types"],
-                      symbols)
+                      symbols, dict(data.get("strings", {})))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -134,7 +152,8 @@ def save_layout(layout: Layout) -> Optional[Path]:
                             "constants": layout.constants,
                             "return_types": layout.return_types,
                             "symbols": {k: (list(v) if v is not None else None)
-                                        for k, v in layout.symbols.items()}}
+                                        for k, v in layout.symbols.items()},
+                            "strings": dict(layout.strings)}
     path = _path(layout.build_id)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

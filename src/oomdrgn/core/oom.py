@@ -18,7 +18,7 @@ from .formats import (MEMCG_PREFIX, OOM_PREFIX, K, format_kill_line,
                      format_rows)
 
 __all__ = ["Reader", "ReadError", "TargetError", "dump_tasks", "format_dump_tasks",
-           "find_lock_task_mm", "task_with_mm", "oom_kill_victim", "oom_kill_line", "PF_KTHREAD"]
+           "find_lock_task_mm", "process_row", "task_with_mm", "oom_kill_victim", "oom_kill_line", "PF_KTHREAD"]
 
 PF_KTHREAD = 0x00200000
 
@@ -184,11 +184,17 @@ def dump_tasks(reader: Reader,
         apply ``oom_cpuset_eligible()`` (it cannot know the allocation's nodemask).
 
     A process that cannot be read yields a :class:`ReadFailure` in its place.
+    A reader with ``dump_tasks_static()`` (every process of a kernel that cannot
+    change, in one loop) gives the same rows faster where it applies.
     """
+    if scan is None:
+        static = getattr(reader, "dump_tasks_static", None)
+        found = static() if static is not None else None
+        if found is not None:
+            return found
     rows: List[Union[Row, ReadFailure]] = []
     add = rows.append
     percpu = _needs_percpu(reader, "table")
-    info, task, mm = reader.info, reader.task, reader.mm  # once, not per process
     known = getattr(reader, "task_mm_memo", None) or {}  # find_lock_task_mm() answers
     processes = reader.processes() if scan is None else iter(scan)
     while True:
@@ -199,17 +205,29 @@ def dump_tasks(reader: Reader,
         except ReadError as e:  # the task list itself is broken: stop here
             add(ReadFailure(pid=-1, reason=str(e)))
             break
-        try:
-            leader = task(p)
-            if leader.tgid == 1 or leader.flags & PF_KTHREAD:  # oom_unkillable_task()
-                continue
-            t = known[p] if p in known else find_lock_task_mm(reader, p, leader)
-            if t is None:
-                continue
-            add(_row(info, t, mm(t.mm, percpu)))
-        except ReadError as e:
-            add(ReadFailure(pid=reader.task_pid(p), reason=str(e), address=p))
+        row = process_row(reader, p, percpu, known)
+        if row is not None:
+            add(row)
     return rows
+
+
+def process_row(reader: Reader, p: int, percpu: bool,
+                known: dict) -> Union[Row, ReadFailure, None]:
+    """``dump_tasks()``'s row of process *p* (None: unkillable, or no thread
+    with an mm; a :class:`ReadFailure` where it cannot be read).
+
+    :param known: find_lock_task_mm() answers already had, by process
+    """
+    try:
+        leader = reader.task(p)
+        if leader.tgid == 1 or leader.flags & PF_KTHREAD:  # oom_unkillable_task()
+            return None
+        t = known[p] if p in known else find_lock_task_mm(reader, p, leader)
+        if t is None:
+            return None
+        return _row(reader.info, t, reader.mm(t.mm, percpu))
+    except ReadError as e:
+        return ReadFailure(pid=reader.task_pid(p), reason=str(e), address=p)
 
 
 def format_dump_tasks(reader: Reader, rows: List[Union[Row, ReadFailure]]) -> str:

@@ -4,6 +4,7 @@ saves them (TRACE32 ``Data.SAVE.Binary``, vendor ``DDRCS0_0.BIN``, QEMU
 an ELF dump read the same way (standard library only).
 """
 
+import io
 import mmap
 import os
 import re
@@ -98,7 +99,9 @@ class PhysicalMemory:
     def __init__(self, banks: Sequence[Bank]) -> None:
         self.banks = list(banks)
         self._maps: Dict[str, mmap.mmap] = {}
-        self._fds: Dict[str, int] = {}
+        # Files, not bare descriptors: a file closes when nothing holds it (a
+        # bare descriptor outlives its memory, and keeps a removed dump on disk).
+        self._files: Dict[str, io.FileIO] = {}
         for bank in self.banks:
             if bank.path not in self._maps:
                 with open(bank.path, "rb") as f:
@@ -140,12 +143,13 @@ class PhysicalMemory:
         banks = sorted(self.banks, key=lambda b: b.paddr)
         starts = [b.paddr for b in banks]
         for bank in banks:
-            if bank.path not in self._fds:
-                self._fds[bank.path] = os.open(bank.path, os.O_RDONLY)
-        spans = [(b.end, self._fds[b.path], b.offset - b.paddr) for b in banks]
+            if bank.path not in self._files:
+                self._files[bank.path] = io.FileIO(bank.path, "r")
+        files = dict(self._files)  # held by the reader (a default) while it lives
+        spans = [(b.end, files[b.path].fileno(), b.offset - b.paddr) for b in banks]
         pread = os.pread
 
-        def read(paddr: int, size: int) -> Optional[bytes]:
+        def read(paddr: int, size: int, _files: dict = files) -> Optional[bytes]:
             i = bisect_right(starts, paddr) - 1
             if i < 0:
                 return None
@@ -185,9 +189,9 @@ class PhysicalMemory:
         for m in self._maps.values():
             m.close()
         self._maps.clear()
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
 
 
 @dataclass(frozen=True)

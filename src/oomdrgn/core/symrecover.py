@@ -41,7 +41,7 @@ from .kallsyms import Kallsyms
 from .ksymtab import KsymtabError, find_ksymtab
 from .symrecover_base import MASK64, Ctx, Read, Recovered
 from .symrecover_code import recover_from_code
-from .symrecover_layout import gfpflag_names, vmstat_text
+from .symrecover_layout import gfpflag_names, taint_flags, vmstat_text
 
 __all__ = ["Recovered", "recover_symbols", "WANTED"]
 
@@ -242,6 +242,7 @@ def recover_symbols(read: Read, ks: Kallsyms, vmcoreinfo: Mapping[str, str], btf
     percpu = _per_cpu(c, table)
     gfpflag_names(c, data, base)
     vmstat_text(c, data, base)
+    taint_flags(c, data, base)
     if arch == "aarch64":
         recover_from_code(c, btf_at, btf.size, percpu)
     for name in WANTED:

@@ -1,13 +1,14 @@
 """Data symbols of a function-only kallsyms found by their layout in the
 kernel image's ``.rodata`` (:mod:`oomdrgn.core.symrecover`'s "layout" source;
-standard library and core only): ``gfpflag_names``, ``vmstat_text``."""
+standard library and core only): ``gfpflag_names``, ``vmstat_text``,
+``taint_flags``."""
 
 import collections
 from typing import Dict, Optional, Set
 
 from .symrecover_base import MASK64, Ctx, one, pointers
 
-__all__ = ["gfpflag_names", "vmstat_text"]
+__all__ = ["gfpflag_names", "vmstat_text", "taint_flags"]
 
 
 def gfpflag_names(c: Ctx, data: bytes, base: int) -> None:
@@ -66,6 +67,51 @@ def vmstat_text(c: Ctx, data: bytes, base: int) -> None:
                 found.append(base + at)
             at = data.find(pointer, at + 1)
     one(c, "vmstat_text", found, "layout: .rodata")
+
+
+#: print_tainted()'s letter for each taint bit, from bit 0 (TAINT_PROPRIETARY_MODULE)
+#: to TAINT_FWCTL's J (v6.15); a kernel has a prefix of them (18 in v5.10, 19 in
+#: v6.1, 20 in v7.2), all but P with ' ' when not set.
+TAINT_LETTERS = b"PFSRMBUDAWCIOELKXTNJ"
+#: the letters every kernel with taint_flags[] has (W, bit 9, since v2.6.26)
+_TAINT_SURE = 10
+
+
+def taint_flags(c: Ctx, data: bytes, base: int) -> None:
+    # const struct taint_flag taint_flags[TAINT_FLAGS_COUNT] (kernel/panic.c,
+    # since 7fd8329ba502 ("taint/module: Clean up global and module taint
+    # flags handling") (in v4.10)): {c_true, c_false, ...} per bit, P/G first.
+    # Its length is the run of entries with the letters of TAINT_LETTERS.
+    name = "taint_flags"
+    t = "struct taint_flag"
+    try:
+        size = c.btf.sizeof(t)
+        on, off = c.off(t, "c_true"), c.off(t, "c_false")
+    except LookupError:
+        c.out.miss(name, f"layout: no {t} in BTF")
+        return
+    if off != on + 1:
+        c.out.miss(name, f"layout: {t}'s c_false does not follow c_true")
+        return
+    align = 8 if size % 8 == 0 else 1  # a desc pointer (6.12's, not 6.1's) aligns it
+    found = []
+    pos = data.find(b"PG")
+    while pos >= 0:
+        start = pos - on
+        if start >= 0 and start % align == 0:
+            count = 0
+            for i, letter in enumerate(TAINT_LETTERS):
+                at = start + i * size + on
+                if data[at:at + 2] != bytes((letter, ord("G") if i == 0 else ord(" "))):
+                    break
+                count = i + 1
+            if count >= _TAINT_SURE:
+                found.append((base + start, count * size))
+        pos = data.find(b"PG", pos + 1)
+    if len(found) == 1:
+        c.out.add(name, found[0][0], found[0][1], "layout: .rodata")
+    else:
+        c.out.miss(name, f"layout: {len(found)} arrays of taint letters")
 
 
 def _string_at(c: Ctx, data: bytes, base: int, at: int) -> Optional[bytes]:

@@ -4,7 +4,7 @@ itself by :mod:`oomdrgn.core.btf` and :mod:`oomdrgn.core.kallsyms`), every
 answer kept in the build's :class:`~oomdrgn.core.layoutcache.Layout`: with a
 warm cache, BTF and kallsyms are not even parsed."""
 
-from typing import Callable, List, Optional, Sequence, TYPE_CHECKING, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, TYPE_CHECKING, Tuple
 
 from drgn import Program
 
@@ -43,6 +43,12 @@ class BtfPort(DrgnPort):
         self._tracer: Optional["StackTracer"] = None
         if not self.live and self._linear is None:  # drgn has no min_low_pfn without DWARF
             self.direct_map(symbol_linear_map(prog, self.symbol))
+
+    @property
+    def rodata_strings(self) -> Dict[str, bool]:
+        """The build's answers to "does .rodata hold this string" (see
+        :class:`oomdrgn.core.evidence.RodataStrings`)."""
+        return self.layout.strings
 
     @property
     def btf(self) -> Btf:

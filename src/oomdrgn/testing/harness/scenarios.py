@@ -329,7 +329,8 @@ def kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
                 population: Sequence[Member] = DEFAULT_POPULATION,
                 fmt: Union[str, Sequence[str]] = "elf",
                 timeout: float = 600.0, cpu: int = 0, swap_mb: int = 0,
-                kaslr: bool = False, ram_below_4g_mb: Optional[int] = None) -> Artifacts:
+                kaslr: bool = False, ram_below_4g_mb: Optional[int] = None,
+                taint: int = 0) -> Artifacts:
     """Run ``population`` and a hog pinned to ``cpu``; dump at ``__oom_kill_process``.
 
     Pinning to one CPU keeps the victim from flushing its counters (on its way
@@ -338,10 +339,17 @@ def kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
     :param kaslr: boot with KASLR (default ``nokaslr``); the breakpoint's
         address is then the guest's own (``/proc/kallsyms``).
     :param ram_below_4g_mb: x86-64: RAM in two banks, see :class:`Guest`.
+    :param taint: taint bits set first (``/proc/sys/kernel/tainted``), so the
+        report's ``dump_stack()`` header says ``Tainted:`` and its letters.
     """
     options = {} if ram_below_4g_mb is None else {"ram_below_4g_mb": ram_below_4g_mb}
+
+    def prepare(guest: Guest) -> Dict[str, List[int]]:
+        if taint:
+            guest.run(f"echo {taint} > /proc/sys/kernel/tainted")
+        return {}
     return _kill_moment(kernel, workdir, population, fmt, timeout, cpu, swap_mb,
-                        guest_options=options, kaslr=kaslr)
+                        prepare=prepare, guest_options=options, kaslr=kaslr)
 
 
 def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Sequence[Member],
