@@ -2,7 +2,6 @@
 
 import argparse
 import io
-import logging
 import os
 import sys
 from typing import List, Optional, cast
@@ -60,10 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     cast(io.TextIOWrapper, sys.stdout).reconfigure(errors="surrogateescape")
-    if not args.debug:
-        # drgn logs its own warnings (e.g. an ignored vmlinux); oomdrgn says
-        # what matters in its one line.
-        logging.getLogger("drgn").setLevel(logging.CRITICAL)
     # drgn's plugins (its crash commands, %oom) serve the console only; loading
     # them costs ~80 ms a run. DRGN_PLUGINS set by the user keeps them. Only for
     # this call: a caller's later drgn (a console it starts) keeps its plugins.
@@ -72,9 +67,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     if disable:
         os.environ["DRGN_DISABLE_PLUGINS"] = "*"
     try:
+        cached = _without_debugger(args)
+        if cached is not None:
+            return cached
         if args.command == "parse":  # a plain log file: no target
             status = run_command(None, args, sys.stdout)
         else:
+            if not args.debug:
+                # drgn logs its own warnings (e.g. an ignored vmlinux); oomdrgn
+                # says what matters in its one line. (drgn imports logging.)
+                import logging
+                logging.getLogger("drgn").setLevel(logging.CRITICAL)
             from .drgn.program import open_program
             from .drgn.backend import reader_for
             from .drgn.physical import FOUND
@@ -118,6 +121,37 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         if disable:
             os.environ.pop("DRGN_DISABLE_PLUGINS", None)
+
+
+def _without_debugger(args: argparse.Namespace) -> Optional[int]:
+    """``tasks`` of one ELF vmcore whose build the layout cache knows, read
+    with no debugger (:mod:`oomdrgn.elfcore`): the exit status, or None where
+    drgn must open the dump (then nothing was printed)."""
+    if (args.command != "tasks" or not args.core or len(args.core) != 1 or "@" in args.core[0]
+            or args.symbols or args.debug_info == "dwarf" or args.vmcoreinfo
+            or args.kaslr_offset is not None):
+        return None
+    from .elfcore.open import cached_reader
+    from .elfcore.port import Unanswered
+    opened = cached_reader(args.core[0], args.counter_rule, args.debug_info)
+    if opened is None:
+        return None
+    reader, sources = opened
+    out = io.StringIO()
+    try:
+        status = run_command(reader, args, out)
+    except (Unanswered, OomdrgnError):  # drgn's run says it, in its order
+        return None
+    if not args.quiet:
+        print(f"oomdrgn: {sources}", file=sys.stderr)
+        print(f"oomdrgn: {reader.info.describe()}", file=sys.stderr)
+    sys.stdout.write(out.getvalue())
+    sys.stdout.flush()
+    layout = reader.target.layout  # type: ignore[attr-defined]
+    if layout.changed:
+        from .core.layoutcache import save_layout
+        save_layout(layout)
+    return status
 
 
 if __name__ == "__main__":

@@ -5,14 +5,14 @@ decision, printed (the answers come from :mod:`oomdrgn.core.oom` and
 import argparse
 import dataclasses
 import json
-from typing import Any, Dict, Optional, Sequence, TextIO, Tuple
+from typing import Any, Optional, Sequence, TextIO, Tuple
 
 from ..core.errors import EXIT_PARTIAL, EXIT_QUERY, OomdrgnError
 from ..core.model import ReadFailure
 from ..core.badness import LONG_MIN
-from ..core.decision import (memcg_dump_tasks, oom_badness, oom_score, oom_scores, oom_summary_line,
+from ..core.decision import (oom_badness, oom_score, oom_scores, oom_summary_line,
                        select_bad_process, totalpages)
-from ..core.oom import (ReadError, Reader, TargetError, dump_tasks, format_dump_tasks,
+from ..core.oom import (ReadError, Reader, TargetError, format_dump_tasks,
                   oom_kill_victim)
 from ..core.formats import MEMCG_PREFIX, OOM_PREFIX, format_kill_line, format_row
 from .whatif import whatif_reader
@@ -43,34 +43,6 @@ def _badness_of(reader: Reader, rows, memcg) -> dict:
             value = None
         points[r.pid] = None if value == LONG_MIN else value
     return points
-
-
-def _tasks(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
-    memcg = getattr(args, "memcg", None)
-    rows = memcg_dump_tasks(reader, memcg) if memcg else dump_tasks(reader)
-    partial = any(isinstance(r, ReadFailure) for r in rows)
-    points = _badness_of(reader, rows, memcg) if getattr(args, "badness", False) else None
-    if args.json:
-        doc: Dict[str, Any] = {"kernel": _kernel_json(reader), "rows": []}
-        if memcg:
-            doc["memcg"] = memcg
-        for r in rows:
-            if isinstance(r, ReadFailure):
-                doc["rows"].append({"pid": r.pid, "unreadable": r.reason})
-                continue
-            row = {k: getattr(r, k) for k in _ROW_KEYS}
-            if reader.info.pgtables == "ptes":  # before v4.15
-                row.update(nr_ptes=r.nr_ptes, nr_pmds=r.nr_pmds)
-            if points is not None:
-                row["badness"] = points.get(r.pid)
-            doc["rows"].append(row)
-        json.dump(doc, out, indent=1)
-        out.write("\n")
-    elif points is None:
-        out.write(format_dump_tasks(reader, rows))
-    else:
-        out.write(_with_badness(reader, rows, points))
-    return EXIT_PARTIAL if partial else 0
 
 
 def _with_badness(reader: Reader, rows, points) -> str:
@@ -193,6 +165,7 @@ def _kill(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
 
 def run_decision(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
     """Run ``tasks``, ``kill``, ``victim``, ``score`` or ``summary``."""
-    handler = {"tasks": _tasks, "kill": _kill, "victim": _victim, "score": _score,
+    from .tasks import run_tasks
+    handler = {"tasks": run_tasks, "kill": _kill, "victim": _victim, "score": _score,
                "summary": _summary}[args.command]
     return handler(reader, args, out)

@@ -11,7 +11,7 @@ from .arguments import add_rule_argument, add_subcommands
 __all__ = ["add_subcommands", "add_rule_argument", "run_command"]
 
 #: subcommand -> (module of oomdrgn.commands, its function)
-_RUNS = {"tasks": ("decision", "run_decision"), "kill": ("decision", "run_decision"),
+_RUNS = {"tasks": ("tasks", "run_tasks"), "kill": ("decision", "run_decision"),
          "victim": ("decision", "run_decision"), "score": ("decision", "run_decision"),
          "summary": ("decision", "run_decision"), "report": ("reports", "run_report"),
          "parse": ("reports", "run_report"), "explain": ("explain", "run_explain"),

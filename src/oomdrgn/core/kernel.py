@@ -184,34 +184,48 @@ class KernelReader:
 
     def dump_tasks_static(self) -> Optional[List[Union[Row, ReadFailure]]]:
         """:func:`oomdrgn.core.oom.dump_tasks` of every process in one loop,
-        with no per-task records: each task's span (read by the walk), its
-        signal, cred and mm decoded where they lie. For memory that cannot
-        change, and counters read as stored (not summed per CPU); None
-        elsewhere. A process it does not read the simple way (no mm on its
-        leader, a thread first in its group, a fault) gets the reference's row
-        (:func:`oomdrgn.core.oom.process_row`)."""
-        if not self.memory.enabled or self.info.rules["table"] == "percpu-sum":
+        with no per-task records: the process list walked as
+        :meth:`processes` walks it, each task's span read once, its signal,
+        cred and mm decoded where they lie. For memory that cannot change, and
+        counters read as stored (not summed per CPU); None elsewhere, and where
+        the walk meets anything but a sound list of readable tasks (the
+        reference then says what it says). A process it does not read the
+        simple way (no mm on its leader, a thread first in its group, a fault)
+        gets the reference's row (:func:`oomdrgn.core.oom.process_row`)."""
+        if (not self.memory.enabled or self.info.rules["table"] == "percpu-sum"
+                or ("processes", 0) in self._walks):
             return None
+        from .klist import MAX_LIST
         from .oom import PF_KTHREAD, process_row
         rows: List[Union[Row, ReadFailure]] = []
         add = rows.append
+        read_span = self.task_r.read_exact
         signal_read, mm_read, read_u32 = self.signal_r.read, self.mm_r.read, self.memory.read_u32
         counts, pgtables, cred_uid = self._counts, self._pgtables, self.cred_uid
-        node_off, by_bytes = self.thread_node_off, self._pgtables_bytes
+        node_off, tasks_off, by_bytes = self.thread_node_off, self.tasks_off, self._pgtables_bytes
         known = self.task_mm_memo if self.task_mm_memo is not None else {}
-        processes = self.processes()
-        while True:
+        walked: List[int] = []
+        seen: set = set()
+        try:
+            head = self.symbol_address("init_task") + tasks_off
+            node = self.memory.read_word(head)
+        except (ReadError, Fault):
+            return None
+        while node != head:
+            # list_entries()' checks: a NULL link, a loop, a link unreadable
+            if node < 4096 or node in seen or len(seen) > MAX_LIST:
+                return None
+            seen.add(node)
+            p = (node - tasks_off) & _MASK64
             try:
-                p = next(processes)
-            except StopIteration:
-                break
-            except ReadError as e:  # the task list itself is broken: stop here
-                add(ReadFailure(pid=-1, reason=str(e)))
-                break
-            task, values = self.walked
+                values = read_span(p)
+            except (Fault, OverflowError, ValueError):
+                return None
+            node = values[-1]
+            walked.append(p)
             try:
-                if task != p or not values or p in known:
-                    raise LookupError  # no span of its own, or answered before
+                if p in known:
+                    raise LookupError  # answered before
                 pid, tgid, comm, flags, cred, signal, mm, _, _, _, _ = values
                 if tgid == 1 or flags & PF_KTHREAD:  # oom_unkillable_task()
                     continue
@@ -229,9 +243,11 @@ class KernelReader:
                         comm.split(b"\0", 1)[0].decode("utf-8", "surrogateescape"),
                         0 if by_bytes else pt[0], 0 if by_bytes else pt[1]))
             except (LookupError, Fault, OverflowError, ValueError):
+                self.walked = (p, values)  # task(p) takes its span from here
                 row = process_row(self, p, False, known)
                 if row is not None:
                     add(row)
+        self._walks[("processes", 0)] = walked  # a later walk need not read the list
         return rows
 
     def find_task(self, pid: int) -> Optional[int]:

@@ -87,6 +87,10 @@ class BtfReader(KernelReader):
                                            use_cache=prog.config.get("oomdrgn.layout_cache",
                                                                      True))
         super().__init__(self.port, counter_rule)
+        # The kernel image's bounds, kept for a later open with no debugger
+        # (oomdrgn.elfcore reads the image only between them).
+        for name in ("_text", "_end"):
+            self.port.symbol(name)
 
     def save_layout(self) -> None:
         """Keep what this run learnt of the build in the layout cache."""
