@@ -188,8 +188,10 @@ def dump_tasks(reader: Reader,
     change, in one loop) gives the same rows faster where it applies.
     """
     if scan is None:
-        static = getattr(reader, "dump_tasks_static", None)
-        found = static() if static is not None else None
+        # The reader's own class's (a view over a reader, such as a what-if's,
+        # changes records: it gets the record-by-record rows).
+        static = getattr(type(reader), "dump_tasks_static", None)
+        found = static(reader) if static is not None else None
         if found is not None:
             return found
     rows: List[Union[Row, ReadFailure]] = []
