@@ -16,7 +16,7 @@ def test_round_trip(tmp_path, monkeypatch):
     layout.put_symbol("init_task", (0xffffffff9e612940, 9728), 0x1c000000)  # KASLR'd
     layout.put_symbol("current_task", (0x32d40, 8), 0x1c000000)  # zero-based per-CPU
     layout.put_symbol("no_such", None, 0x1c000000)
-    assert save_layout(layout) == tmp_path / "ab12.json"
+    assert save_layout(layout) == str(tmp_path / "ab12.json")
     again = load_layout("ab12")
     assert again is not None and again.btf_check == layout.btf_check
     assert again.member("struct task_struct", "comm") == Member(2976, 16, "array", False, 16)

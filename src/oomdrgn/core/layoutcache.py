@@ -13,12 +13,12 @@ import json
 import os
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from .port import Member
 
-__all__ = ["Layout", "cache_dir", "load_layout", "save_layout", "btf_check", "CHECK_BYTES"]
+__all__ = ["Layout", "cache_dir", "layout_path", "load_layout", "save_layout", "btf_check",
+           "CHECK_BYTES"]
 
 VERSION = 1
 #: bytes of the BTF blob the check covers
@@ -26,13 +26,13 @@ CHECK_BYTES = 64 << 10
 _MISSING = "missing"
 
 
-def cache_dir() -> Path:
+def cache_dir() -> str:
     """``$OOMDRGN_LAYOUT_CACHE``, else ``$XDG_CACHE_HOME/oomdrgn/layouts``."""
     env = os.environ.get("OOMDRGN_LAYOUT_CACHE")
     if env:
-        return Path(env)
+        return env
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "oomdrgn" / "layouts"
+    return os.path.join(base, "oomdrgn", "layouts")
 
 
 def btf_check(head: bytes) -> str:
@@ -123,8 +123,9 @@ class Layout:
                               size)
 
 
-def _path(build_id: str) -> Path:
-    return cache_dir() / f"{build_id}.json"
+def layout_path(build_id: str) -> str:
+    """Where build *build_id*'s layout is kept."""
+    return os.path.join(cache_dir(), f"{build_id}.json")
 
 
 def load_layout(build_id: str) -> Optional[Layout]:
@@ -132,7 +133,8 @@ def load_layout(build_id: str) -> Optional[Layout]:
     if not build_id or not all(c in "0123456789abcdef" for c in build_id):
         return None
     try:
-        data = json.loads(_path(build_id).read_text())
+        with open(layout_path(build_id)) as f:
+            data = json.load(f)
         if data.get("version") != VERSION or data.get("build_id") != build_id:
             return None
         symbols = {k: (tuple(v) if v is not None else None)
@@ -144,7 +146,7 @@ def load_layout(build_id: str) -> Optional[Layout]:
         return None
 
 
-def save_layout(layout: Layout) -> Optional[Path]:
+def save_layout(layout: Layout) -> Optional[str]:
     """Write ``layout`` (atomically); None if the cache cannot be written."""
     data: Dict[str, Any] = {"version": VERSION, "build_id": layout.build_id,
                             "btf_at": layout.btf_at, "btf_check": layout.btf_check,
@@ -154,11 +156,12 @@ def save_layout(layout: Layout) -> Optional[Path]:
                             "symbols": {k: (list(v) if v is not None else None)
                                         for k, v in layout.symbols.items()},
                             "strings": dict(layout.strings)}
-    path = _path(layout.build_id)
+    path = layout_path(layout.build_id)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(data, separators=(",", ":"), sort_keys=True))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+        with open(tmp, "w") as f:
+            f.write(json.dumps(data, separators=(",", ":"), sort_keys=True))
         os.replace(tmp, path)
     except OSError:
         return None

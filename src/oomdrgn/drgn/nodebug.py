@@ -11,7 +11,7 @@ from ..core.errors import EXIT_DEBUGINFO, OomdrgnError
 from ..core.kallsyms import Kallsyms, KallsymsError, read_kallsyms
 from ..core.port import Fault
 from ..core.rawimage import parse_vmcoreinfo
-from ..core.layoutcache import CHECK_BYTES, Layout, btf_check, cache_dir, load_layout
+from ..core.layoutcache import CHECK_BYTES, Layout, btf_check, layout_path, load_layout
 from .btfport import BtfPort
 
 if TYPE_CHECKING:  # core.symrecover loads only where kallsyms lacks data symbols
@@ -196,7 +196,7 @@ def btf_port(prog: Program, vmlinux: Optional[str] = None,
         def later() -> Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]]]:
             btf, ks, _, _ = _load(prog, info, vmlinux)
             return btf, ks
-        where = cache_dir() / f"{build_id}.json"
+        where = layout_path(build_id)
         return (BtfPort(prog, later, layout, kaslr, vmlinux),
                 f"no debug info: types and symbols from the layout cache {where} "
                 f"(checked against the kernel's BTF at {layout.btf_at + kaslr:#x})")

@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..core.elffile import load_segments
 from ..core.kernel import KernelReader
-from ..core.layoutcache import CHECK_BYTES, btf_check, cache_dir, load_layout
+from ..core.layoutcache import CHECK_BYTES, btf_check, layout_path, load_layout
 from ..core.rawimage import PhysicalMemory, RawImageError, elf_banks, parse_vmcoreinfo
 from .port import CachedPort, Unanswered
 
@@ -91,6 +91,6 @@ def cached_reader(path: str, counter_rule: Optional[str] = None,
         reader = KernelReader(port, counter_rule)
     except (Unanswered, KeyError, ValueError, LookupError):
         return None
-    where = cache_dir() / f"{build_id}.json"
+    where = layout_path(build_id)
     return reader, (f"no debug info: types and symbols from the layout cache {where} "
                     f"(checked against the kernel's BTF at {at:#x})")
