@@ -78,7 +78,11 @@ _LEVELS = [("active_anon",) * 3, ("inactive_anon",) * 3, ("active_file",) * 3,
            ("file_pages", None, None), ("swapcache", None, None),
            # Pages a reclaimer on another CPU had isolated at the print and put
            # back since (seen on 7.x: isolated_anon 342 -> 117, active_anon +207).
-           ("isolated_anon", "isolated(anon)", None), ("isolated_file", "isolated(file)", None)]
+           ("isolated_anon", "isolated(anon)", None), ("isolated_file", "isolated(file)", None),
+           # kB, in no global line: a node counter since 991e7673859e ("mm: memcontrol:
+           # account kernel stack per node") (in v5.9), a zone one before (seen on
+           # 6.1: -4 kB with pagetables -5, a task that exited on the other CPU).
+           ("kernel_stack", "kernel_stack", "kernel_stack")]
 
 
 def _mid_print(p: Dict[str, Dict[str, str]], d: Dict[str, Dict[str, str]], kb: int,
@@ -140,15 +144,15 @@ def _consistent_moves(reader, printed: List[str], dumped: List[str]) -> Tuple[Li
     explained = set()
     others_moved = bool(moved)  # pages moved on the lists: an actor must be shown
     for glabel, nlabel, zlabel in _LEVELS:
-        levels = {}
+        levels = {}  # pages in the global line, kB in the node and zone lines
         if glabel in p["global"]:
             levels["global"] = int(d["global"][glabel]) - int(p["global"][glabel])
         for key in p:
             if key.startswith("node ") and nlabel in p[key]:
-                levels[key] = (int(d[key][nlabel]) - int(p[key][nlabel])) // kb
+                levels[key] = int(d[key][nlabel]) - int(p[key][nlabel])
         zones = [k for k in p if k.startswith("zone ") and zlabel in p[k]]
         if zones:
-            levels["zones"] = sum(int(d[k][zlabel]) - int(p[k][zlabel]) for k in zones) // kb
+            levels["zones"] = sum(int(d[k][zlabel]) - int(p[k][zlabel]) for k in zones)
         # Each level folds its own per-CPU deltas (vm_stat_diff, vm_node_stat_diff)
         # when they pass the zone's stat_threshold: one page added may show as +1
         # in the node and global lines and +10 in the zone's. The levels may then

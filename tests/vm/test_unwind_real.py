@@ -56,10 +56,20 @@ def _line(frame):
     return " %s+%#x/%#x" % (name, offset, size)
 
 
-def _oom_pid(art):
-    """The PID of the ``CPU: ... PID: N Comm:`` line after the last ``invoked oom-killer``."""
+def _report_start(art):
+    """The ``invoked oom-killer`` line of the report the dump was taken in: the
+    last one before the first kill line (the guest went on after the dump and
+    may have printed another OOM), or before ``Kernel panic``."""
     lines = art.console_lines
-    start = max(i for i, text in enumerate(lines) if " invoked oom-killer: " in text)
+    ends = ("Kernel panic",) if art.kill_line is None else (art.kill_line,)
+    end = next(i for i, text in enumerate(lines) if text.startswith(ends))
+    return max(i for i in range(end) if " invoked oom-killer: " in lines[i])
+
+
+def _oom_pid(art):
+    """The PID of the ``CPU: ... PID: N Comm:`` line of the dump's report."""
+    lines = art.console_lines
+    start = _report_start(art)
     for text in lines[start:]:
         m = re.search(r"^CPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: ", text)
         if m:
@@ -68,10 +78,10 @@ def _oom_pid(art):
 
 
 def _printed_trace(art, panic):
-    """The frames of the last trace the kernel printed for the OOM (at the panic
-    for ``panic``), without the unreliable ``? `` ones."""
+    """The frames of the trace the kernel printed for the dump's OOM (at the
+    panic for ``panic``), without the unreliable ``? `` ones."""
     lines = art.console_lines
-    start = max(i for i, text in enumerate(lines) if " invoked oom-killer: " in text)
+    start = _report_start(art)
     if panic:
         start = next(i for i in range(start, len(lines))
                      if lines[i].startswith("Kernel panic"))
