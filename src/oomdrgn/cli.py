@@ -4,7 +4,7 @@ import argparse
 import io
 import os
 import sys
-from typing import List, Optional, cast
+from typing import List, Optional, Tuple, cast
 
 from .commands.subcommands import add_rule_argument, add_subcommands, run_command
 from .core.errors import EXIT_INTERNAL, EXIT_USAGE, OomdrgnError
@@ -67,7 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if disable:
         os.environ["DRGN_DISABLE_PLUGINS"] = "*"
     try:
-        cached = _without_debugger(args)
+        cached, handoff = _without_debugger(args)
         if cached is not None:
             return cached
         if args.command == "parse":  # a plain log file: no target
@@ -81,6 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .drgn.program import open_program
             from .drgn.backend import reader_for
             from .drgn.physical import FOUND
+            from .drgn.nodebug import PRELOADED
             if args.command == "shell" and args.targets:
                 if args.core or args.kernel or args.qemu:
                     raise OomdrgnError("shell: give the target once (TARGET or -c/-k/--qemu)",
@@ -90,6 +91,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 vmlinux=args.symbols, timeout=args.timeout,
                                 vmcoreinfo=args.vmcoreinfo, kaslr_offset=args.kaslr_offset,
                                 debug_info=args.debug_info)
+            if handoff is not None:  # what the run without a debugger learnt
+                prog.config[PRELOADED] = handoff
             if not args.quiet and FOUND in prog.config:
                 print(f"oomdrgn: {prog.config[FOUND]}", file=sys.stderr)
             if args.command == "shell":
@@ -123,35 +126,37 @@ def main(argv: Optional[List[str]] = None) -> int:
             os.environ.pop("DRGN_DISABLE_PLUGINS", None)
 
 
-def _without_debugger(args: argparse.Namespace) -> Optional[int]:
-    """``tasks`` of one ELF vmcore whose build the layout cache knows, read
-    with no debugger (:mod:`oomdrgn.elfcore`): the exit status, or None where
-    drgn must open the dump (then nothing was printed)."""
+def _without_debugger(args: argparse.Namespace) -> Tuple[Optional[int], Optional[tuple]]:
+    """``tasks`` of one ELF vmcore read with no debugger (:mod:`oomdrgn.elfcore`):
+    the exit status, or None where drgn must open the dump (then nothing was
+    printed), with what that run learnt of the build for drgn's (its layout,
+    and BTF and kallsyms if read), or None."""
     if (args.command != "tasks" or not args.core or len(args.core) != 1 or "@" in args.core[0]
             or args.symbols or args.debug_info == "dwarf" or args.vmcoreinfo
             or args.kaslr_offset is not None):
-        return None
+        return None, None
     from .elfcore.open import cached_reader
     from .elfcore.port import Unanswered
     opened = cached_reader(args.core[0], args.counter_rule, args.debug_info)
     if opened is None:
-        return None
+        return None, None
     reader, sources = opened
+    port = reader.target
     out = io.StringIO()
     try:
         status = run_command(reader, args, out)
     except (Unanswered, OomdrgnError):  # drgn's run says it, in its order
-        return None
+        return None, port.handoff()  # type: ignore[attr-defined]
     if not args.quiet:
         print(f"oomdrgn: {sources}", file=sys.stderr)
         print(f"oomdrgn: {reader.info.describe()}", file=sys.stderr)
     sys.stdout.write(out.getvalue())
     sys.stdout.flush()
-    layout = reader.target.layout  # type: ignore[attr-defined]
-    if layout.changed:
+    layout = port.layout  # type: ignore[attr-defined]
+    if layout.changed and layout.build_id:
         from .core.layoutcache import save_layout
         save_layout(layout)
-    return status
+    return status, None
 
 
 if __name__ == "__main__":

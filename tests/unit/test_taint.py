@@ -5,7 +5,7 @@ W and O: the killed moment of tests/vm (its dump_stack() header)."""
 import pytest
 
 from oomdrgn.core.dump_stack import _taint_count
-from oomdrgn.core.symrecover_layout import TAINT_LETTERS
+from oomdrgn.core.taint import TAINT_LETTERS, taint_run
 
 AT = 0x1000
 
@@ -42,3 +42,13 @@ def test_exact_size_is_the_count():
 
 def test_no_size_is_no_count():
     assert _taint_count(Memory(b""), (AT, 0), 3, 0, 1) == 0
+
+
+def test_letters_given_must_be_the_kernels():
+    # The search through .rodata (symrecover_layout.taint_flags) asks for the
+    # kernel's own letters in order: a run of other upper-case letters is not it.
+    data = _table(19, 3)
+    assert taint_run(data, 3, 0, 1, TAINT_LETTERS) == 19
+    swapped = data[:3] + bytes([ord("X")]) + data[4:]
+    assert taint_run(swapped, 3, 0, 1, TAINT_LETTERS) == 1
+    assert taint_run(swapped, 3, 0, 1) == 19

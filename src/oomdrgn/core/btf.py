@@ -24,7 +24,8 @@ import struct
 import sys
 from array import array
 from bisect import bisect_right
-from operator import itemgetter
+from itertools import accumulate, count
+from operator import add, itemgetter
 from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 from .port import Member
@@ -140,13 +141,14 @@ class Btf:
         if self.little_endian != (sys.byteorder == "little"):
             words.byteswap()
         self._w = words
-        self._offsets = self._walk(words, layout)
+        self._offsets, self._kinds = self._walk(words, layout)
         #: the blob's length: its header and sections
         self.size = hdr_len + max(ends)
         self._names: Sequence[int] = ()
         self._first: Dict[int, int] = {}
         self._last: Dict[int, int] = {}
         self._string_offsets: Dict[str, FrozenSet[int]] = {}
+        self._strings_by_name: Optional[Dict[bytes, int]] = None
         self._by_name: Dict[Tuple[str, Tuple[int, ...]], List[int]] = {}
         self._members: Dict[Tuple[str, str], Member] = {}
         self._enumerators: Optional[Dict[int, int]] = None
@@ -156,8 +158,8 @@ class Btf:
         self._char_signed: Optional[Tuple[Optional[bool]]] = None  # detected once
 
     @staticmethod
-    def _walk(w: array, layout: Sequence[Tuple[int, int]]) -> List[int]:
-        """Each type's word position (index = type id; 0 for void)."""
+    def _walk(w: array, layout: Sequence[Tuple[int, int]]) -> Tuple[List[int], bytearray]:
+        """Each type's word position and its kind (index = type id; 0 for void)."""
         fixed, per = [_NO_KIND] * 128, [0] * 128
         for kind in range(1, 20):
             fixed[kind] = _FIXED.get(kind, 0)
@@ -167,18 +169,30 @@ class Btf:
                 fixed[kind], per[kind] = info_sz // 4, elem_sz // 4
         pos, end = 0, len(w)
         offsets = [0]
-        add = offsets.append
+        kinds = bytearray(1)
+        add, add_kind = offsets.append, kinds.append
         try:
             while pos < end:
                 info = w[pos + 1]
                 kind = info >> 24 & 0x7F
                 add(pos)
+                add_kind(kind)
                 pos += 3 + fixed[kind] + per[kind] * (info & 0xFFFFFF)
         except IndexError:
             pos = end + 1
         if pos != end:
             raise BtfError(f"BTF: type {len(offsets) - 1} runs past the type section")
-        return offsets
+        return offsets, kinds
+
+    def _of_kind(self, *kinds: int) -> List[int]:
+        """The ids of the types of *kinds*, in id order (found at C speed)."""
+        out: List[int] = []
+        for kind in kinds:
+            at = self._kinds.find(kind, 1)
+            while at > 0:
+                out.append(at)
+                at = self._kinds.find(kind, at + 1)
+        return sorted(out) if len(kinds) > 1 else out
 
     def check(self) -> None:
         """Every type's name inside the string section and every referenced type
@@ -211,7 +225,7 @@ class Btf:
 
     def kind(self, tid: int) -> int:
         """The ``BTF_KIND_*`` of type *tid* (0 for void)."""
-        return self._w[self._offsets[tid] + 1] >> 24 & 0x7F if tid else 0
+        return self._kinds[tid]
 
     def kind_flag(self, tid: int) -> bool:
         """The kind_flag of type *tid* (bit fields, signed enums, union FWDs)."""
@@ -249,6 +263,10 @@ class Btf:
     def _offsets_of(self, name: str) -> FrozenSet[int]:
         """The string-section offsets of *name* (deduplicated BTF has one)."""
         found = self._string_offsets.get(name)
+        index = self._string_index() if found is None else None
+        if index is not None:
+            off = index.get(name.encode())
+            found = self._string_offsets[name] = frozenset((off,) if off else ())
         if found is None:
             needle = b"\0" + name.encode() + b"\0"
             s, out, at = self.strings, [], self.strings.find(needle)
@@ -257,6 +275,16 @@ class Btf:
                 at = s.find(needle, at + 1)
             found = self._string_offsets[name] = frozenset(out)
         return found
+
+    def _string_index(self) -> Optional[Dict[bytes, int]]:
+        """Each string's offset (made once, at C speed), unless some string is
+        there twice (a blob not deduplicated: each is then searched)."""
+        if self._strings_by_name is None:
+            parts = self.strings.split(b"\0")
+            index = dict(zip(parts, map(add, accumulate(map(len, parts), initial=0), count())))
+            twice = len(parts) - len(index) - (parts.count(b"") - 1)
+            self._strings_by_name = {} if twice else index
+        return self._strings_by_name or None
 
     def find(self, name: str, kinds: Sequence[int]) -> List[int]:
         """The ids of the types called *name* whose kind is in *kinds*, those of
@@ -346,8 +374,7 @@ class Btf:
         key = ("", (KIND_INT, KIND_FLOAT))
         ids = self._by_name.get(key)
         if ids is None:
-            ids = self._by_name[key] = [t for t in range(1, len(self._offsets))
-                                        if self.kind(t) in key[1]]
+            ids = self._by_name[key] = self._of_kind(*key[1])
         return ids
 
     def _base_type(self, canonical: str) -> Optional[int]:
@@ -582,16 +609,14 @@ class Btf:
         index: Dict[int, int] = {}
         w = self._w
         self._signed_flags = False
-        for tid in range(len(self._offsets) - 1, 0, -1):
+        for tid in reversed(self._of_kind(KIND_ENUM, KIND_ENUM64)):
             pos = self._offsets[tid]
             info = w[pos + 1]
-            kind = info >> 24 & 0x7F
-            if kind == KIND_ENUM or kind == KIND_ENUM64:
-                step = 2 if kind == KIND_ENUM else 3
-                if info >> 31:
-                    self._signed_flags = True
-                for p in range(pos + 3 + step * ((info & 0xFFFFFF) - 1), pos + 2, -step):
-                    index[w[p]] = p
+            step = 2 if info >> 24 & 0x7F == KIND_ENUM else 3
+            if info >> 31:
+                self._signed_flags = True
+            for p in range(pos + 3 + step * ((info & 0xFFFFFF) - 1), pos + 2, -step):
+                index[w[p]] = p
         self._enumerators = index
 
     def constant(self, name: str) -> Optional[int]:

@@ -19,6 +19,7 @@ from .errors import ReadError
 from .kstrings import find_format, read_cstring, referenced_strings
 from .oom import PF_KTHREAD
 from .port import Fault
+from .taint import taint_run
 
 __all__ = ["DumpStack", "dump_stack", "dump_stack_header", "dump_stack_frames",
            "dump_stack_print_info", "print_tainted", "print_tainted_verbose", "task_cpu",
@@ -124,12 +125,7 @@ def _taint_count(t, sym: Tuple[int, int], size: int, on: int, off: int) -> int:
     c_false but P's G), which every entry of the kernel's is."""
     if not sym[1]:
         return 0
-    raw = t.read(sym[0], sym[1] // size * size)
-    for i in range(sym[1] // size):
-        c, nc = raw[i * size + on], raw[i * size + off]
-        if not (0x41 <= c <= 0x5A and nc == (0x47 if i == 0 else 0x20)):
-            return i
-    return sym[1] // size
+    return taint_run(t.read(sym[0], sym[1] // size * size), size, on, off)
 
 
 def print_tainted(reader) -> str:

@@ -7,7 +7,8 @@ the printk formats can be found without reading megabytes of target memory.
 import struct
 from typing import BinaryIO, Dict, Iterable, List, Optional, Tuple
 
-__all__ = ["read_section", "elf_machine", "load_segments", "symbol_values", "core_note_names"]
+__all__ = ["read_section", "elf_machine", "load_segments", "symbol_values", "core_notes",
+           "core_note_names", "note_entries", "pt_notes"]
 
 _EM = {62: "x86_64", 183: "aarch64"}
 
@@ -79,22 +80,55 @@ def load_segments(path: str):
                 if kind == 1]  # PT_LOAD
 
 
-def core_note_names(path: str) -> List[bytes]:
-    """The names of the notes in the PT_NOTE segments of a 64-bit little-endian
-    ELF core (``b"CORE"``, ``b"VMCOREINFO"``, ...)."""
-    names = []
+def note_entries(data: bytes, order: str = "<") -> List[Tuple[bytes, int, bytes]]:
+    """``(name, type, desc)`` of each ELF note in *data* (*order*: ``<`` or ``>``)."""
+    out = []
+    j = 0
+    while j + 12 <= len(data):
+        namesz, descsz, kind = struct.unpack_from(order + "III", data, j)
+        at = j + 12 + (namesz + 3) // 4 * 4
+        out.append((data[j + 12:j + 12 + namesz].rstrip(b"\0"), kind, data[at:at + descsz]))
+        j = at + (descsz + 3) // 4 * 4
+    return out
+
+
+def pt_notes(f: BinaryIO) -> Optional[Tuple[int, int, str, bytes]]:
+    """``(e_type, e_machine, byte order, notes)`` of a 64-bit ELF file: its
+    ``PT_NOTE`` segments joined; None if it is not one."""
+    f.seek(0)
+    head = f.read(64)
+    if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
+        return None
+    order = "<" if head[5] == 1 else ">"
+    e_type, machine = struct.unpack_from(order + "HH", head, 16)
+    phoff, = struct.unpack_from(order + "Q", head, 32)
+    phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
+    f.seek(phoff)
+    table = f.read(phentsize * phnum)
+    notes = b""
+    for i in range(len(table) // max(phentsize, 1)):
+        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from(order + "IIQQQQ", table,
+                                                                 i * phentsize)
+        if p_type == 4 and p_filesz < 1 << 24:  # PT_NOTE
+            f.seek(p_offset)
+            notes += f.read(p_filesz)
+    return e_type, machine, order, notes
+
+
+def core_notes(path: str) -> Tuple[Optional[str], List[Tuple[bytes, bytes]]]:
+    """The architecture of a 64-bit little-endian ELF core file and its notes
+    ``(name, desc)``; (None, []) for any other file."""
     with open(path, "rb") as f:
-        for kind, offset, _, size in _program_headers(f):
-            if kind != 4 or size > 1 << 24:  # PT_NOTE
-                continue
-            f.seek(offset)
-            notes = f.read(size)
-            j = 0
-            while j + 12 <= len(notes):
-                namesz, descsz, _ = struct.unpack_from("<III", notes, j)
-                names.append(notes[j + 12:j + 12 + namesz].rstrip(b"\0"))
-                j += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
-    return names
+        found = pt_notes(f)
+    if found is None or found[0] != 4 or found[2] != "<":  # ET_CORE
+        return None, []
+    return _EM.get(found[1]), [(name, desc) for name, _, desc in note_entries(found[3])]
+
+
+def core_note_names(path: str) -> List[bytes]:
+    """The names of the notes of a 64-bit little-endian ELF core (``b"CORE"``,
+    ``b"VMCOREINFO"``, ...)."""
+    return [name for name, _ in core_notes(path)[1]]
 
 
 def symbol_values(path: str, names: Iterable[str]) -> Dict[str, Tuple[int, int]]:

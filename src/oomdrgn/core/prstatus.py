@@ -12,9 +12,10 @@ note per CPU, in CPU order: the *i*-th note is CPU *i* (QEMU also sets
 """
 
 import struct
-from typing import BinaryIO, Dict, List, Optional
+from typing import Dict, List
 
 from .diskdump import DiskDump, DiskDumpError
+from .elffile import note_entries, pt_notes
 
 __all__ = ["cpu_registers", "prstatus_notes", "parse_notes", "X86_64_REGS", "AARCH64_REGS"]
 
@@ -31,44 +32,16 @@ AARCH64_REGS = tuple(f"x{i}" for i in range(31)) + ("sp", "pc", "pstate")
 def parse_notes(notes: bytes, little_endian: bool = True) -> List[bytes]:
     """The descriptors of the ``CORE`` ``NT_PRSTATUS`` notes in *notes* (ELF note
     format), in order."""
-    order = "<" if little_endian else ">"
-    out = []
-    j = 0
-    while j + 12 <= len(notes):
-        namesz, descsz, kind = struct.unpack_from(order + "III", notes, j)
-        name = notes[j + 12:j + 12 + namesz].rstrip(b"\0")
-        desc = j + 12 + (namesz + 3) // 4 * 4
-        if name == b"CORE" and kind == NT_PRSTATUS:
-            out.append(notes[desc:desc + descsz])
-        j = desc + (descsz + 3) // 4 * 4
-    return out
-
-
-def _elf_notes(f: BinaryIO) -> Optional[bytes]:
-    """The ``PT_NOTE`` segments of a 64-bit ELF core, joined; None if not ELF."""
-    head = f.read(64)
-    if head[:4] != b"\x7fELF" or head[4] != 2:
-        return None
-    order = "<" if head[5] == 1 else ">"
-    phoff, = struct.unpack_from(order + "Q", head, 32)
-    phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
-    f.seek(phoff)
-    table = f.read(phentsize * phnum)
-    notes = b""
-    for i in range(len(table) // max(phentsize, 1)):
-        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from(order + "IIQQQQ", table,
-                                                                 i * phentsize)
-        if p_type == 4 and p_filesz < 1 << 24:  # PT_NOTE
-            f.seek(p_offset)
-            notes += f.read(p_filesz)
-    return notes
+    return [desc for name, kind, desc in note_entries(notes, "<" if little_endian else ">")
+            if name == b"CORE" and kind == NT_PRSTATUS]
 
 
 def prstatus_notes(path: str, little_endian: bool = True) -> List[bytes]:
     """The ``NT_PRSTATUS`` descriptors of the dump at *path* (ELF or kdump), in
     CPU order; empty if it has none (or is neither)."""
     with open(path, "rb") as f:
-        notes = _elf_notes(f)
+        found = pt_notes(f)
+    notes = found[3] if found is not None else None
     if notes is None:
         try:
             dump = DiskDump(path)

@@ -7,6 +7,7 @@ import collections
 from typing import Dict, Optional, Set
 
 from .symrecover_base import MASK64, Ctx, one, pointers
+from .taint import TAINT_LETTERS, taint_run
 
 __all__ = ["gfpflag_names", "vmstat_text", "taint_flags"]
 
@@ -69,10 +70,6 @@ def vmstat_text(c: Ctx, data: bytes, base: int) -> None:
     one(c, "vmstat_text", found, "layout: .rodata")
 
 
-#: print_tainted()'s letter for each taint bit, from bit 0 (TAINT_PROPRIETARY_MODULE)
-#: to TAINT_FWCTL's J (v6.15); a kernel has a prefix of them (18 in v5.10, 19 in
-#: v6.1, 20 in v7.2), all but P with ' ' when not set.
-TAINT_LETTERS = b"PFSRMBUDAWCIOELKXTNJ"
 #: the letters every kernel with taint_flags[] has (W, bit 9, since v2.6.26)
 _TAINT_SURE = 10
 
@@ -99,12 +96,8 @@ def taint_flags(c: Ctx, data: bytes, base: int) -> None:
     while pos >= 0:
         start = pos - on
         if start >= 0 and start % align == 0:
-            count = 0
-            for i, letter in enumerate(TAINT_LETTERS):
-                at = start + i * size + on
-                if data[at:at + 2] != bytes((letter, ord("G") if i == 0 else ord(" "))):
-                    break
-                count = i + 1
+            count = taint_run(data[start:start + len(TAINT_LETTERS) * size], size, on, off,
+                              TAINT_LETTERS)
             if count >= _TAINT_SURE:
                 found.append((base + start, count * size))
         pos = data.find(b"PG", pos + 1)

@@ -5,23 +5,24 @@ from typing import Optional, TYPE_CHECKING, Tuple
 
 from drgn import FaultError, Program
 
-from ..core.btf import Btf, BtfError, find_btf
+from ..core.btf import Btf, BtfError
 from ..core.elffile import read_section
 from ..core.errors import EXIT_DEBUGINFO, OomdrgnError
-from ..core.kallsyms import Kallsyms, KallsymsError, read_kallsyms
+from ..core.kallsyms import Kallsyms
 from ..core.port import Fault
 from ..core.rawimage import parse_vmcoreinfo
 from ..core.layoutcache import CHECK_BYTES, Layout, btf_check, layout_path, load_layout
+from ..core.selftypes import btf_source, locate_btf, parse_btf, read_symbols
 from .btfport import BtfPort
 
 if TYPE_CHECKING:  # core.symrecover loads only where kallsyms lacks data symbols
     from ..core.symrecover import Recovered
 
-__all__ = ["btf_port"]
+__all__ = ["btf_port", "PRELOADED"]
 
-#: bytes of .rodata read at a time while looking for the BTF blob
-_CHUNK = 4 << 20
-
+#: ``prog.config`` key: ``(layout, (btf, kallsyms) or None, sources)`` that a run
+#: of the same dump with no debugger learnt (:meth:`oomdrgn.elfcore.port.CachedPort.handoff`)
+PRELOADED = "oomdrgn.preloaded"
 
 def _vmcoreinfo(prog: Program) -> dict:
     try:
@@ -42,41 +43,8 @@ def _reader(prog: Program):
 
 
 def _btf_blob(prog: Program, ks: Kallsyms) -> Tuple[bytes, int, str]:
-    """The vmlinux BTF, its address and how it was found: ``__start_BTF``..
-    ``__stop_BTF``, else searched in ``.rodata``."""
-    read = _reader(prog)
-    start, stop = ks.address_of("__start_BTF"), ks.address_of("__stop_BTF")
-    if start is not None and stop is not None and stop > start:
-        try:
-            return read(start, stop - start), start, "__start_BTF"
-        except Fault:
-            pass
-    lo = ks.address_of("__start_rodata") or ks.address_of("_etext")
-    # Function-only kallsyms (no CONFIG_KALLSYMS_ALL) has no _end: the init text
-    # follows .rodata (and .data on x86-64).
-    hi = (ks.address_of("__end_rodata") or ks.address_of("_end")
-          or ks.address_of("_sinittext"))
-    if lo is None or hi is None or hi <= lo:
-        raise OomdrgnError("no debug info, and kallsyms does not say where the kernel's "
-                           "read-only data is (no __start_BTF, __start_rodata)", EXIT_DEBUGINFO)
-    # The whole range at once (unreadable chunks as zeros): the blob (4 MB and
-    # more) may straddle any chunk.
-    data = bytearray()
-    address = lo
-    while address < hi:
-        size = min(_CHUNK, hi - address)
-        try:
-            data += read(address, size)
-        except Fault:
-            data += bytes(size)
-        address += size
-    hit = find_btf(data)
-    if hit is not None:
-        offset, length = hit
-        return bytes(data[offset:offset + length]), lo + offset, "found in .rodata"
-    raise OomdrgnError("no debug info, and no BTF in the kernel's memory (a kernel built "
-                       "without CONFIG_DEBUG_INFO_BTF): pass the debug vmlinux (-s VMLINUX)",
-                       EXIT_DEBUGINFO)
+    """The vmlinux BTF in *prog*'s memory (:func:`oomdrgn.core.selftypes.locate_btf`)."""
+    return locate_btf(_reader(prog), ks)
 
 
 def _file_btf(prog: Program, vmlinux: Optional[str]) -> Optional[Tuple[bytes, str]]:
@@ -121,11 +89,7 @@ def _sysfs_btf(prog: Program, ks: Kallsyms) -> Optional[Tuple[bytes, int, str]]:
 
 def _memory_btf(prog: Program, ks: Kallsyms, arch: str) -> Tuple[Btf, int, str]:
     blob, at, how = _sysfs_btf(prog, ks) or _btf_blob(prog, ks)
-    try:
-        return Btf(blob, char_signed=arch == "x86_64"), at, how
-    except BtfError as e:
-        raise OomdrgnError(f"no debug info, and the kernel's BTF is damaged ({e}): pass the "
-                           "debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO) from None
+    return parse_btf(blob, arch), at, how
 
 
 def _load(prog: Program, info: dict, vmlinux: Optional[str] = None
@@ -135,18 +99,11 @@ def _load(prog: Program, info: dict, vmlinux: Optional[str] = None
     address in memory (0: from the file), and where from."""
     arch = "aarch64" if "NUMBER(kimage_voffset)" in info else "x86_64"
     little = bool(prog.platform.flags & prog.platform.flags.IS_LITTLE_ENDIAN)
-    try:
-        ks = read_kallsyms(_reader(prog), info, little_endian=little)
-    except (KallsymsError, Fault) as e:
-        raise OomdrgnError(f"no debug info, and the kernel's kallsyms cannot be read ({e}): "
-                           "pass the debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO) from None
-    tables = ("VMCOREINFO's kallsyms tables" if "SYMBOL(kallsyms_names)" in info
-              else "kallsyms tables found in the kernel image")
-    symbols = f"symbols from {tables}, {len(ks)} symbols"
+    ks, tables, symbols = read_symbols(_reader(prog), info, little)
     try:
         btf, at, how = _memory_btf(prog, ks, arch)
         types = (f"types from {how}, {btf.types} types" if how == SYSFS_BTF else
-                 f"types from the kernel's BTF at {at:#x} ({how}), {btf.types} types")
+                 btf_source(btf, at, how))
     except OomdrgnError as e:
         found = _file_btf(prog, vmlinux)
         if found is None:
@@ -191,6 +148,16 @@ def btf_port(prog: Program, vmlinux: Optional[str] = None,
     info = _vmcoreinfo(prog)
     kaslr = int(info.get("KERNELOFFSET", "0"), 16)
     build_id = info.get("BUILD-ID", "")
+    preloaded = prog.config.get(PRELOADED)
+    if preloaded is not None:  # a run of the same dump with no debugger stopped
+        layout, loaded, sources = preloaded
+
+        def parsed() -> Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]]]:
+            if loaded is not None:
+                return loaded[0], (loaded[1], None)
+            btf, ks, _, _ = _load(prog, info, vmlinux)
+            return btf, ks
+        return BtfPort(prog, parsed, layout, kaslr, vmlinux), sources
     layout = load_layout(build_id) if use_cache else None
     if layout is not None and _warm(prog, layout, kaslr):
         def later() -> Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]]]:

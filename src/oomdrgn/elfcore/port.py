@@ -1,20 +1,28 @@
 """The target port of an ELF vmcore with no debugger at all (standard library
 only): memory through the dump's PT_LOAD segments, by physical address, for
 the two ranges that need no page tables (the kernel image and the direct map of
-RAM); types, symbols and constants from the build's layout cache, checked
-against the kernel's BTF in the dump as the drgn port checks it.
+RAM); types, symbols and constants from the build's layout cache (checked
+against the kernel's BTF in the dump as the drgn port checks it), else from the
+kernel's own BTF and kallsyms in the dump, each answer kept in the layout.
 
 It answers only what it answers exactly as the drgn ports would. Anything else
-(an address outside those ranges or the dump, a type or symbol the cache has
-not seen, a debugger hook) raises :class:`Unanswered`, and the caller opens
-the dump with drgn instead (:func:`oomdrgn.elfcore.open.cached_reader`).
+(an address outside those ranges or the dump, a constant only drgn knows, a
+kernel whose kallsyms holds functions only, a debugger hook) raises
+:class:`Unanswered`, and the caller opens the dump with drgn instead
+(:func:`oomdrgn.elfcore.open.cached_reader`).
 """
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, TYPE_CHECKING, Tuple
 
-from ..core.layoutcache import Layout
-from ..core.port import Member
+from ..core.errors import OomdrgnError
+from ..core.layoutanswers import LayoutAnswers
+from ..core.layoutcache import CHECK_BYTES, Layout, btf_check
+from ..core.port import Fault
 from ..core.rawimage import PhysicalMemory
+
+if TYPE_CHECKING:  # parsed only where the layout has no answer
+    from ..core.btf import Btf
+    from ..core.kallsyms import Kallsyms
 
 __all__ = ["Unanswered", "CachedPort", "START_KERNEL_MAP"]
 
@@ -28,24 +36,26 @@ class Unanswered(Exception):
     the dump: the drgn port then says what it says of it)."""
 
 
-class CachedPort:
-    """:class:`oomdrgn.core.port.Target` over an ELF vmcore and a warm layout.
+class CachedPort(LayoutAnswers):
+    """:class:`oomdrgn.core.port.Target` over an ELF vmcore.
 
     :param info: the dump's VMCOREINFO (``KEY: value``)
     :param text: that VMCOREINFO's text (for :meth:`vmcoreinfo`)
+    :param layout: the build's cached layout, or None (the first dump of the
+        build: a new one, from the kernel's BTF and kallsyms read at once;
+        :attr:`sources` then says where from)
     """
 
     live = False
 
     def __init__(self, mem: PhysicalMemory, info: Dict[str, str], text: bytes,
-                 layout: Layout, arch: str) -> None:
-        self.mem, self.info, self._text, self.layout = mem, info, text, layout
+                 layout: Optional[Layout], arch: str) -> None:
+        self.mem, self.info, self._text = mem, info, text
         self.arch, self.little_endian = arch, True
         self.kaslr = int(info.get("KERNELOFFSET", "0"), 16)
         self._slice = mem.slicer()
-        start, end = self.symbol("_text"), self.symbol("_end")
-        if start is None or end is None:
-            raise Unanswered("the kernel image's bounds (_text, _end) are not cached")
+        self._loaded: Optional[Tuple["Btf", "Kallsyms"]] = None
+        self.sources = ""
         if arch == "aarch64":
             # __pa_symbol(x) = x - kimage_voffset; the linear map since
             # 14c127c957c1 ("arm64: mm: Flip kernel VA space") (in v5.4) starts
@@ -56,13 +66,83 @@ class CachedPort:
         else:
             image_off = (START_KERNEL_MAP - int(info["NUMBER(phys_base)"])) & _MASK64
             direct_off = 0  # page_offset_base, read below through the image
-        self._image = (start[0], end[0], image_off)
+        self._image = (0, 0, image_off)
         self._direct: Tuple[int, int, int] = (0, 0, 0)
+        self.layout = layout if layout is not None else self._new_layout(info)
+        start, end = self.symbol("_text"), self.symbol("_end")
+        if start is None or end is None:
+            raise Unanswered("no _text or _end: the kernel image's bounds")
+        self._image = (start[0], end[0], image_off)
         if arch != "aarch64":
             direct_off = self._word("page_offset_base")
         shift = int(info["PAGESIZE"]).bit_length() - 1
         low, high = self._word("min_low_pfn") << shift, self._word("max_pfn") << shift
         self._direct = ((low + direct_off) & _MASK64, (high + direct_off) & _MASK64, direct_off)
+
+    # The kernel's own BTF and kallsyms, where the layout has no answer --------------
+
+    def _image_read(self, address: int, size: int) -> bytes:
+        """Kernel image memory, its bounds not known yet (kallsyms' tables and
+        BTF lie in it, where VMCOREINFO and kallsyms say)."""
+        paddr = (address - self._image[2]) & _MASK64
+        data = self._slice(paddr, size)  # a pread: no page of the dump left resident
+        if data is None:
+            try:
+                data = self.mem.read(paddr, size)
+            except LookupError as e:
+                raise Fault(str(e), address) from None
+        return data
+
+    def _load(self) -> Tuple["Btf", "Kallsyms", int, str]:
+        from ..core.selftypes import btf_source, locate_btf, parse_btf, read_symbols
+        try:
+            ks, _, symbols = read_symbols(self._image_read, self.info, self.little_endian)
+            if not ks.all_symbols:  # the data symbols are recovered on drgn's path
+                raise Unanswered("kallsyms holds functions only")
+            blob, at, how = locate_btf(self._image_read, ks)
+            btf = parse_btf(blob, self.arch)
+        except OomdrgnError as e:  # drgn's run says it, and what else it tried
+            raise Unanswered(str(e)) from None
+        self._loaded = btf, ks
+        return btf, ks, at, f"no debug info: {btf_source(btf, at, how)}; {symbols}"
+
+    def _new_layout(self, info: Dict[str, str]) -> Layout:
+        _, _, at, self.sources = self._load()
+        return Layout(info.get("BUILD-ID", ""), (at - self.kaslr) & _MASK64,
+                      btf_check(self._image_read(at, CHECK_BYTES)))
+
+    def handoff(self) -> Tuple[Layout, Optional[Tuple["Btf", "Kallsyms"]], str]:
+        """What this port learnt of the build, for drgn's port of the same dump
+        (:data:`oomdrgn.drgn.nodebug.PRELOADED`): the layout, the parsed BTF and
+        kallsyms (None if not read), and where types and symbols came from."""
+        return self.layout, self._loaded, self.sources
+
+    def _parsed(self) -> Tuple["Btf", "Kallsyms"]:
+        if self._loaded is None:
+            self._load()
+        assert self._loaded is not None
+        return self._loaded
+
+    @property
+    def btf(self) -> "Btf":
+        return self._parsed()[0]
+
+    @property
+    def kallsyms(self) -> "Kallsyms":
+        return self._parsed()[1]
+
+    @property
+    def recovered(self) -> None:
+        return None  # a kernel whose kallsyms holds functions only: Unanswered
+
+    def constant_elsewhere(self, name: str) -> Optional[int]:
+        # What BTF has not, as drgn's Linux objects give it from VMCOREINFO.
+        size = int(self.info["PAGESIZE"])
+        value = {"PAGE_SIZE": size, "PAGE_SHIFT": size.bit_length() - 1,
+                 "PAGE_MASK": -size & _MASK64}.get(name)
+        if value is None:
+            raise Unanswered(f"constant {name}")
+        return value
 
     def _word(self, name: str) -> int:
         found = self.symbol(name)
@@ -86,40 +166,6 @@ class CachedPort:
             except LookupError:
                 raise Unanswered(f"physical {paddr:#x} is not in the dump") from None
         return data
-
-    # Types, symbols, constants: the layout cache's answers ----------------------
-
-    def member(self, type_name: str, designator: str) -> Member:
-        m = self.layout.member(type_name, designator)  # LookupError: cached as missing
-        if m is None:
-            raise Unanswered(f"{type_name}.{designator} not cached")
-        return m
-
-    def sizeof(self, type_name: str) -> int:
-        size = self.layout.size(type_name)
-        if size is None:
-            raise Unanswered(f"sizeof({type_name}) not cached")
-        return size
-
-    def constant(self, name: str) -> Optional[int]:
-        if name not in self.layout.constants:
-            raise Unanswered(f"{name} not cached")
-        return self.layout.constants[name]
-
-    def symbol(self, name: str) -> Optional[Tuple[int, int]]:
-        known, found = self.layout.symbol(name, self.kaslr)
-        if not known:
-            raise Unanswered(f"symbol {name} not cached")
-        return found
-
-    def return_type(self, function: str) -> Optional[str]:
-        if function not in self.layout.return_types:
-            raise Unanswered(f"{function}'s return type not cached")
-        return self.layout.return_types[function]
-
-    @property
-    def rodata_strings(self) -> Dict[str, bool]:
-        return self.layout.strings
 
     def vmlinux_path(self) -> Optional[str]:
         return None
