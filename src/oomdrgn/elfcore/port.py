@@ -1,18 +1,18 @@
 """The target port of an ELF vmcore with no debugger at all (standard library
 only): memory through the dump's PT_LOAD segments, by physical address, for
 the two ranges that need no page tables (the kernel image and the direct map of
-RAM); types, symbols and constants from the build's layout cache (checked
+RAM), and the rest through the kernel's page tables in the dump; types, symbols and constants from the build's layout cache (checked
 against the kernel's BTF in the dump as the drgn port checks it), else from the
 kernel's own BTF and kallsyms in the dump, each answer kept in the layout.
 
 It answers only what it answers exactly as the drgn ports would. Anything else
-(an address outside those ranges or the dump, a constant only drgn knows, a
+(an address no page maps or outside the dump, a constant only drgn knows, a
 kernel whose kallsyms holds functions only, a debugger hook) raises
 :class:`Unanswered`, and the caller opens the dump with drgn instead
 (:func:`oomdrgn.elfcore.open.cached_reader`).
 """
 
-from typing import Dict, List, Optional, Sequence, TYPE_CHECKING, Tuple
+from typing import Dict, List, Optional, Sequence, TYPE_CHECKING, Tuple, Union
 
 from ..core.errors import OomdrgnError
 from ..core.layoutanswers import LayoutAnswers
@@ -23,6 +23,7 @@ from ..core.rawimage import PhysicalMemory
 if TYPE_CHECKING:  # parsed only where the layout has no answer
     from ..core.btf import Btf
     from ..core.kallsyms import Kallsyms
+    from ..core.pagewalk import PageWalker
 
 __all__ = ["Unanswered", "CachedPort", "START_KERNEL_MAP"]
 
@@ -55,6 +56,7 @@ class CachedPort(LayoutAnswers):
         self.kaslr = int(info.get("KERNELOFFSET", "0"), 16)
         self._slice = mem.slicer()
         self._loaded: Optional[Tuple["Btf", "Kallsyms"]] = None
+        self._walker: Union["PageWalker", None, bool] = None  # False: none here
         self.sources = ""
         if arch == "aarch64":
             # __pa_symbol(x) = x - kimage_voffset; the linear map since
@@ -157,8 +159,10 @@ class CachedPort(LayoutAnswers):
         if not (start <= address and address + size <= end):
             start, end, off = self._image
             if not (start <= address and address + size <= end):
-                raise Unanswered(f"{address:#x} is outside the kernel image and the direct map")
-        paddr = (address - off) & _MASK64
+                return self._mapped(address, size)
+        return self._phys((address - off) & _MASK64, size)
+
+    def _phys(self, paddr: int, size: int) -> bytes:
         data = self._slice(paddr, size)
         if data is None:
             try:
@@ -166,6 +170,34 @@ class CachedPort(LayoutAnswers):
             except LookupError:
                 raise Unanswered(f"physical {paddr:#x} is not in the dump") from None
         return data
+
+    def _mapped(self, address: int, size: int) -> bytes:
+        """Memory only the kernel's page tables map (vmalloc, per-CPU chunks,
+        vmapped stacks), page by page; where no page maps it, drgn's answer."""
+        from ..core.pagewalk import PageWalker, page_walker  # noqa: F811 (used lazily)
+        if self._walker is None:
+            image_off = self._image[2]
+            self._walker = page_walker(self.info, self.arch, self._phys_or_none,
+                                       lambda v: (v - image_off) & _MASK64) or False
+        walker = self._walker
+        if not isinstance(walker, PageWalker):
+            raise Unanswered(f"{address:#x}: page tables not walked here")
+        out = bytearray()
+        page = 1 << walker.page_shift
+        while size:
+            n = min(size, page - (address & (page - 1)))
+            paddr = walker.translate(address)
+            if paddr is None:
+                raise Unanswered(f"{address:#x} is not mapped")
+            out += self._phys(paddr, n)
+            address, size = address + n, size - n
+        return bytes(out)
+
+    def _phys_or_none(self, paddr: int, size: int) -> Optional[bytes]:
+        try:
+            return self._phys(paddr, size)
+        except Unanswered:
+            return None
 
     def vmlinux_path(self) -> Optional[str]:
         return None
