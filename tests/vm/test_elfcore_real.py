@@ -35,23 +35,18 @@ def test_table_without_a_debugger_is_drgns(kernel, moment, request, tmp_path, mo
     drgns = _tasks(reader_for(open_program(core=core, debug_info="btf")), core)
     for run in ("cold", "warm"):
         opened = cached_reader(core)
-        if kernel.name == "6.1-arm64":
-            # Function-only kallsyms: its data symbols are recovered on drgn's way.
-            assert opened is None
-        else:
-            assert opened is not None
-            reader, sources = opened
-            assert ("types from the kernel's BTF at" if run == "cold"
-                    else "from the layout cache") in sources, sources
-            # 7.x's table sums per-CPU counters, some in vmalloc'd per-CPU
-            # chunks: read through the kernel's page tables in the dump.
-            assert _tasks(reader, core) == drgns
-        # The CLI takes that way (drgn's where it must: what the first way
-        # learnt handed on), and says where types and symbols came from.
+        assert opened is not None
+        reader, sources = opened
+        assert ("types from the kernel's BTF at" if run == "cold"
+                else "from the layout cache") in sources, sources
+        # 7.x's table sums per-CPU counters, some in vmalloc'd per-CPU chunks;
+        # 6.1-arm64's kallsyms holds functions only (its data symbols recovered,
+        # no _end): read through the kernel's page tables in the dump.
+        assert _tasks(reader, core) == drgns
+        # The CLI takes that way, and says where types and symbols came from.
         cli = run_oomdrgn("-c", core, "tasks")
         assert cli.stdout == drgns
-        if opened is not None:
-            assert f"oomdrgn: {sources}\n" in cli.stderr
+        assert f"oomdrgn: {sources}\n" in cli.stderr
         if run == "cold":
             assert "types from the kernel's BTF at" in cli.stderr, cli.stderr
             assert list(tmp_path.glob("*.json")), "the layout learnt is saved"
@@ -74,12 +69,8 @@ def test_mapped_memory_is_drgns(kernel, killed, tmp_path, monkeypatch):
     arch, notes = core_notes(core)
     text = next(desc for name, desc in notes if name == b"VMCOREINFO").rstrip(b"\0")
     info = parse_vmcoreinfo(text)
-    try:
-        port = CachedPort(PhysicalMemory(elf_banks(core, load_segments(core))), info, text,
-                          None, arch)
-    except Unanswered:
-        assert kernel.name == "6.1-arm64"  # function-only kallsyms: drgn's way
-        return
+    port = CachedPort(PhysicalMemory(elf_banks(core, load_segments(core))), info, text,
+                      None, arch)
     addresses = [t.stack.value_() for t in for_each_task(prog) if t.stack.value_()]
     unit = prog["pcpu_unit_offsets"][0].value_()  # CPU 0's unit in each chunk
     for slot in range(prog["pcpu_nr_slots"].value_()):
@@ -102,3 +93,35 @@ def test_mapped_memory_is_drgns(kernel, killed, tmp_path, monkeypatch):
         assert ours == drgns, hex(address)
         read += ours is not None
     assert read > 10, (read, len(mapped))
+
+
+def test_drgn_takes_over_with_what_was_learnt(kernel, killed, tmp_path, monkeypatch, capsys):
+    """Where the run with no debugger stops (anything it does not answer), the
+    CLI opens the dump with drgn and hands on the layout, BTF, kallsyms and
+    recovered symbols it read: drgn's port parses nothing again, prints what
+    it prints, and the stderr says where types and symbols came from."""
+    from oomdrgn import cli
+    from oomdrgn.core.kernel import KernelReader
+    from oomdrgn.drgn import nodebug
+
+    monkeypatch.setenv("OOMDRGN_LAYOUT_CACHE", str(tmp_path))
+    core = str(killed.vmcores["elf"])
+    drgns = _tasks(reader_for(open_program(core=core, debug_info="btf")), core)
+    capsys.readouterr()
+    static = KernelReader.dump_tasks_static
+
+    def stop_without_a_debugger(self):
+        if isinstance(self.target, CachedPort):
+            raise Unanswered("a question only drgn answers")
+        return static(self)
+
+    def parse_again(*args, **kwargs):
+        raise AssertionError("drgn's port parsed BTF and kallsyms again")
+
+    monkeypatch.setattr(KernelReader, "dump_tasks_static", stop_without_a_debugger)
+    monkeypatch.setattr(nodebug, "_load", parse_again)
+    assert cli.main(["-c", core, "tasks"]) == 0
+    out, err = capsys.readouterr()
+    assert out == drgns
+    assert "oomdrgn: no debug info: types from the kernel's BTF at" in err, err
+    assert list(tmp_path.glob("*.json")), "the layout learnt is saved"

@@ -5,14 +5,17 @@ or found in ``.rodata``. The drgn port (:mod:`oomdrgn.drgn.nodebug`) and the
 no-debugger port of ELF vmcores (:mod:`oomdrgn.elfcore.cold`) both read them so,
 and say the same of where they came from."""
 
-from typing import Callable, Mapping, Tuple
+from typing import Callable, Mapping, TYPE_CHECKING, Tuple
 
 from .btf import Btf, BtfError, find_btf
 from .errors import EXIT_DEBUGINFO, OomdrgnError
 from .kallsyms import Kallsyms, KallsymsError, read_kallsyms
 from .port import Fault
 
-__all__ = ["read_symbols", "locate_btf", "parse_btf", "btf_source"]
+if TYPE_CHECKING:  # core.symrecover loads only where kallsyms lacks data symbols
+    from .symrecover import Recovered
+
+__all__ = ["read_symbols", "locate_btf", "parse_btf", "btf_source", "recover"]
 
 Read = Callable[[int, int], bytes]
 
@@ -92,3 +95,15 @@ def parse_btf(blob: bytes, arch: str) -> Btf:
 def btf_source(btf: Btf, at: int, how: str) -> str:
     """The stderr description of types read from memory at *at*."""
     return f"types from the kernel's BTF at {at:#x} ({how}), {btf.types} types"
+
+
+def recover(read: Read, ks: Kallsyms, info: Mapping[str, str], btf: Btf, arch: str,
+            little_endian: bool, btf_at: int, tables: str) -> Tuple["Recovered", str]:
+    """The data symbols of a kernel built without CONFIG_KALLSYMS_ALL (Debian's
+    6.1 arm64: kallsyms holds functions only), recovered from memory
+    (:mod:`oomdrgn.core.symrecover`), and the stderr description of the symbols."""
+    from .symrecover import recover_symbols
+    recovered = recover_symbols(read, ks, info, btf, arch, little_endian, btf_at)
+    return recovered, (f"symbols from {tables} (functions only), {len(ks)} symbols, and "
+                       f"{len(recovered.symbols)} data symbols recovered "
+                       f"({', '.join(recovered.sources())})")

@@ -12,7 +12,7 @@ from ..core.kallsyms import Kallsyms
 from ..core.port import Fault
 from ..core.rawimage import parse_vmcoreinfo
 from ..core.layoutcache import CHECK_BYTES, Layout, btf_check, layout_path, load_layout
-from ..core.selftypes import btf_source, locate_btf, parse_btf, read_symbols
+from ..core.selftypes import btf_source, locate_btf, parse_btf, read_symbols, recover
 from .btfport import BtfPort
 
 if TYPE_CHECKING:  # core.symrecover loads only where kallsyms lacks data symbols
@@ -20,8 +20,9 @@ if TYPE_CHECKING:  # core.symrecover loads only where kallsyms lacks data symbol
 
 __all__ = ["btf_port", "PRELOADED"]
 
-#: ``prog.config`` key: ``(layout, (btf, kallsyms) or None, sources)`` that a run
-#: of the same dump with no debugger learnt (:meth:`oomdrgn.elfcore.port.CachedPort.handoff`)
+#: ``prog.config`` key: ``(layout, (btf, kallsyms, recovered) or None, sources)``
+#: that a run of the same dump with no debugger learnt
+#: (:meth:`oomdrgn.elfcore.port.CachedPort.handoff`)
 PRELOADED = "oomdrgn.preloaded"
 
 def _vmcoreinfo(prog: Program) -> dict:
@@ -120,11 +121,7 @@ def _load(prog: Program, info: dict, vmlinux: Optional[str] = None
     if not ks.all_symbols:
         # Built without CONFIG_KALLSYMS_ALL (Debian's 6.1 arm64): functions only;
         # the data symbols the commands need are recovered from memory.
-        from ..core.symrecover import recover_symbols
-        recovered = recover_symbols(_reader(prog), ks, info, btf, arch, little, at)
-        symbols = (f"symbols from {tables} (functions only), {len(ks)} symbols, and "
-                   f"{len(recovered.symbols)} data symbols recovered "
-                   f"({', '.join(recovered.sources())})")
+        recovered, symbols = recover(_reader(prog), ks, info, btf, arch, little, at, tables)
     return btf, (ks, recovered), at, f"{types}; {symbols}"
 
 
@@ -154,7 +151,8 @@ def btf_port(prog: Program, vmlinux: Optional[str] = None,
 
         def parsed() -> Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]]]:
             if loaded is not None:
-                return loaded[0], (loaded[1], None)
+                btf, ks, recovered = loaded
+                return btf, (ks, recovered)
             btf, ks, _, _ = _load(prog, info, vmlinux)
             return btf, ks
         return BtfPort(prog, parsed, layout, kaslr, vmlinux), sources

@@ -7,7 +7,7 @@ kernel's own BTF and kallsyms in the dump, each answer kept in the layout.
 
 It answers only what it answers exactly as the drgn ports would. Anything else
 (an address no page maps or outside the dump, a constant only drgn knows, a
-kernel whose kallsyms holds functions only, a debugger hook) raises
+debugger hook) raises
 :class:`Unanswered`, and the caller opens the dump with drgn instead
 (:func:`oomdrgn.elfcore.open.cached_reader`).
 """
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # parsed only where the layout has no answer
     from ..core.btf import Btf
     from ..core.kallsyms import Kallsyms
     from ..core.pagewalk import PageWalker
+    from ..core.symrecover import Recovered
 
 __all__ = ["Unanswered", "CachedPort", "START_KERNEL_MAP"]
 
@@ -56,6 +57,7 @@ class CachedPort(LayoutAnswers):
         self.kaslr = int(info.get("KERNELOFFSET", "0"), 16)
         self._slice = mem.slicer()
         self._loaded: Optional[Tuple["Btf", "Kallsyms"]] = None
+        self._recovered: Optional["Recovered"] = None
         self._walker: Union["PageWalker", None, bool] = None  # False: none here
         self.sources = ""
         if arch == "aarch64":
@@ -73,7 +75,9 @@ class CachedPort(LayoutAnswers):
         self.layout = layout if layout is not None else self._new_layout(info)
         start, end = self.symbol("_text"), self.symbol("_end")
         if start is None or end is None:
-            raise Unanswered("no _text or _end: the kernel image's bounds")
+            # kallsyms of functions only (Debian's 6.1 arm64): no _end, no
+            # max_pfn; every address goes through the page tables.
+            return
         self._image = (start[0], end[0], image_off)
         if arch != "aarch64":
             direct_off = self._word("page_offset_base")
@@ -96,28 +100,38 @@ class CachedPort(LayoutAnswers):
         return data
 
     def _load(self) -> Tuple["Btf", "Kallsyms", int, str]:
-        from ..core.selftypes import btf_source, locate_btf, parse_btf, read_symbols
+        from ..core.selftypes import btf_source, locate_btf, parse_btf, read_symbols, recover
         try:
-            ks, _, symbols = read_symbols(self._image_read, self.info, self.little_endian)
-            if not ks.all_symbols:  # the data symbols are recovered on drgn's path
-                raise Unanswered("kallsyms holds functions only")
+            ks, tables, symbols = read_symbols(self._image_read, self.info, self.little_endian)
             blob, at, how = locate_btf(self._image_read, ks)
             btf = parse_btf(blob, self.arch)
+            if not ks.all_symbols:
+                self._recovered, symbols = recover(self._faulting_read, ks, self.info, btf,
+                                                   self.arch, self.little_endian, at, tables)
         except OomdrgnError as e:  # drgn's run says it, and what else it tried
             raise Unanswered(str(e)) from None
         self._loaded = btf, ks
         return btf, ks, at, f"no debug info: {btf_source(btf, at, how)}; {symbols}"
+
+    def _faulting_read(self, address: int, size: int) -> bytes:
+        """:meth:`read`, a fault where drgn's read would fault (no page, not in the dump)."""
+        try:
+            return self.read(address, size)
+        except Unanswered as e:
+            raise Fault(str(e), address) from None
 
     def _new_layout(self, info: Dict[str, str]) -> Layout:
         _, _, at, self.sources = self._load()
         return Layout(info.get("BUILD-ID", ""), (at - self.kaslr) & _MASK64,
                       btf_check(self._image_read(at, CHECK_BYTES)))
 
-    def handoff(self) -> Tuple[Layout, Optional[Tuple["Btf", "Kallsyms"]], str]:
+    def handoff(self) -> Tuple[Layout, Optional[tuple], str]:
         """What this port learnt of the build, for drgn's port of the same dump
-        (:data:`oomdrgn.drgn.nodebug.PRELOADED`): the layout, the parsed BTF and
-        kallsyms (None if not read), and where types and symbols came from."""
-        return self.layout, self._loaded, self.sources
+        (:data:`oomdrgn.drgn.nodebug.PRELOADED`): the layout, the parsed BTF,
+        kallsyms and recovered data symbols (None if not read), and where types
+        and symbols came from."""
+        loaded = None if self._loaded is None else (*self._loaded, self._recovered)
+        return self.layout, loaded, self.sources
 
     def _parsed(self) -> Tuple["Btf", "Kallsyms"]:
         if self._loaded is None:
@@ -134,8 +148,9 @@ class CachedPort(LayoutAnswers):
         return self._parsed()[1]
 
     @property
-    def recovered(self) -> None:
-        return None  # a kernel whose kallsyms holds functions only: Unanswered
+    def recovered(self) -> Optional["Recovered"]:
+        self._parsed()
+        return self._recovered
 
     def constant_elsewhere(self, name: str) -> Optional[int]:
         # What BTF has not, as drgn's Linux objects give it from VMCOREINFO.
