@@ -1,15 +1,15 @@
 """The target port of an ELF vmcore with no debugger at all (standard library
 only): memory through the dump's PT_LOAD segments, by physical address, for
 the two ranges that need no page tables (the kernel image and the direct map of
-RAM), and the rest through the kernel's page tables in the dump; types, symbols and constants from the build's layout cache (checked
-against the kernel's BTF in the dump as the drgn port checks it), else from the
-kernel's own BTF and kallsyms in the dump, each answer kept in the layout.
+RAM), and the rest through the kernel's page tables in the dump; types, symbols
+and constants from the build's layout cache (checked against the kernel's BTF
+in the dump as the drgn port checks it), else from the kernel's own BTF and
+kallsyms in the dump, each answer kept in the layout.
 
 It answers only what it answers exactly as the drgn ports would. Anything else
 (an address no page maps or outside the dump, a constant only drgn knows, a
-debugger hook) raises
-:class:`Unanswered`, and the caller opens the dump with drgn instead
-(:func:`oomdrgn.elfcore.open.cached_reader`).
+debugger hook) raises :class:`Unanswered`, and the caller opens the dump with
+drgn instead (:func:`oomdrgn.elfcore.open.cached_reader`).
 """
 
 from typing import Dict, List, Optional, Sequence, TYPE_CHECKING, Tuple, Union
