@@ -130,7 +130,7 @@ def _without_debugger(args: argparse.Namespace) -> Tuple[Optional[int], Optional
     """``tasks`` of one ELF vmcore read with no debugger (:mod:`oomdrgn.elfcore`):
     the exit status, or None where drgn must open the dump (then nothing was
     printed), with what that run learnt of the build for drgn's (its layout,
-    and BTF and kallsyms if read), or None."""
+    and BTF, kallsyms and recovered symbols if read), or None."""
     if (args.command != "tasks" or not args.core or len(args.core) != 1 or "@" in args.core[0]
             or args.symbols or args.debug_info == "dwarf" or args.vmcoreinfo
             or args.kaslr_offset is not None):

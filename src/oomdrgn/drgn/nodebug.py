@@ -25,6 +25,7 @@ __all__ = ["btf_port", "PRELOADED"]
 #: (:meth:`oomdrgn.elfcore.port.CachedPort.handoff`)
 PRELOADED = "oomdrgn.preloaded"
 
+
 def _vmcoreinfo(prog: Program) -> dict:
     try:
         return parse_vmcoreinfo(prog["VMCOREINFO"].string_())
