@@ -22,7 +22,7 @@ _MASK = 2**64 - 1
 _PAGE_OFFSET_L4 = 0xffff888000000000
 
 __all__ = ["KernelImage", "Located", "LocateError", "vmlinux_image", "locate_kernel",
-           "set_kernel_offset", "START_KERNEL_MAP"]
+           "set_kernel_offset", "START_KERNEL_MAP", "arm64_linear_offset"]
 
 #: x86-64 ``__START_KERNEL_map``: the kernel image's virtual base
 START_KERNEL_MAP = 0xffffffff80000000
@@ -157,6 +157,14 @@ def kernel_phys(info: Dict[str, str], arch: str, virt: int) -> int:
     # arithmetic (phys_base wraps below 0 when the kernel's physical KASLR
     # offset is smaller than its virtual one; the kernel writes it with %ld).
     return (virt - START_KERNEL_MAP + int(info.get("NUMBER(phys_base)", "0"), 0)) & (2**64 - 1)
+
+
+def arm64_linear_offset(info: Dict[str, str]) -> int:
+    """arm64's ``__va(x) - x`` for RAM in the linear map: since 14c127c957c1
+    ("arm64: mm: Flip kernel VA space") (in v5.4) it starts at PAGE_OFFSET =
+    -(1 << VA_BITS), physical address PHYS_OFFSET (``__lm_to_phys()``)."""
+    return (-(1 << int(info["NUMBER(VA_BITS)"])) - int(info["NUMBER(PHYS_OFFSET)"], 16)) \
+        & (2**64 - 1)
 
 
 def _banner_at(mem: PhysicalMemory, image: KernelImage, info: Dict[str, str],

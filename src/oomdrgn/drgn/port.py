@@ -69,6 +69,7 @@ def symbol_linear_map(prog: Program, symbol: Callable[[str], Optional[Tuple[int,
     from kallsyms) and VMCOREINFO give ``min_low_pfn``, ``max_pfn`` and the offset,
     x86-64's ``page_offset_base`` or arm64's ``PAGE_OFFSET - PHYS_OFFSET``."""
     from ..core.rawimage import parse_vmcoreinfo
+    from ..core.rawkernel import arm64_linear_offset
 
     def word(name: str) -> int:
         found = symbol(name)
@@ -80,12 +81,7 @@ def symbol_linear_map(prog: Program, symbol: Callable[[str], Optional[Tuple[int,
         shift = int(info["PAGESIZE"]).bit_length() - 1
         low, high = word("min_low_pfn") << shift, word("max_pfn") << shift
         if "NUMBER(kimage_voffset)" in info:
-            # arm64 since 14c127c957c1 ("arm64: mm: Flip kernel VA space") (in
-            # v5.4): the linear map starts at PAGE_OFFSET = -(1 << VA_BITS),
-            # physical address PHYS_OFFSET (__lm_to_phys()).
-            va_bits = int(info["NUMBER(VA_BITS)"])
-            phys_offset = int(info["NUMBER(PHYS_OFFSET)"], 16)
-            offset = (-(1 << va_bits) - phys_offset) & _MASK64
+            offset = arm64_linear_offset(info)
         else:
             offset = word("page_offset_base")  # x86-64: __va(x) = x + PAGE_OFFSET
     except (LookupError, KeyError, FaultError, ValueError, OomdrgnError):

@@ -19,6 +19,7 @@ from ..core.layoutanswers import LayoutAnswers
 from ..core.layoutcache import CHECK_BYTES, Layout, btf_check
 from ..core.port import Fault
 from ..core.rawimage import PhysicalMemory
+from ..core.rawkernel import arm64_linear_offset, kernel_phys
 
 if TYPE_CHECKING:  # parsed only where the layout has no answer
     from ..core.btf import Btf
@@ -26,11 +27,9 @@ if TYPE_CHECKING:  # parsed only where the layout has no answer
     from ..core.pagewalk import PageWalker
     from ..core.symrecover import Recovered
 
-__all__ = ["Unanswered", "CachedPort", "START_KERNEL_MAP"]
+__all__ = ["Unanswered", "CachedPort"]
 
 _MASK64 = (1 << 64) - 1
-#: x86-64 ``__START_KERNEL_map``: __pa_symbol(x) = x - __START_KERNEL_map + phys_base
-START_KERNEL_MAP = 0xffffffff80000000
 
 
 class Unanswered(Exception):
@@ -60,16 +59,10 @@ class CachedPort(LayoutAnswers):
         self._recovered: Optional["Recovered"] = None
         self._walker: Union["PageWalker", None, bool] = None  # False: none here
         self.sources = ""
-        if arch == "aarch64":
-            # __pa_symbol(x) = x - kimage_voffset; the linear map since
-            # 14c127c957c1 ("arm64: mm: Flip kernel VA space") (in v5.4) starts
-            # at PAGE_OFFSET = -(1 << VA_BITS), physical address PHYS_OFFSET.
-            image_off = int(info["NUMBER(kimage_voffset)"], 16)
-            direct_off = (-(1 << int(info["NUMBER(VA_BITS)"]))
-                          - int(info["NUMBER(PHYS_OFFSET)"], 16)) & _MASK64
-        else:
-            image_off = (START_KERNEL_MAP - int(info["NUMBER(phys_base)"])) & _MASK64
-            direct_off = 0  # page_offset_base, read below through the image
+        # __pa_symbol(): image addresses are physical ones moved by one offset.
+        image_off = -kernel_phys(info, arch, 0) & _MASK64
+        # x86-64's direct map: page_offset_base, read below through the image.
+        direct_off = arm64_linear_offset(info) if arch == "aarch64" else 0
         self._image = (0, 0, image_off)
         self._direct: Tuple[int, int, int] = (0, 0, 0)
         self.layout = layout if layout is not None else self._new_layout(info)
@@ -90,14 +83,10 @@ class CachedPort(LayoutAnswers):
     def _image_read(self, address: int, size: int) -> bytes:
         """Kernel image memory, its bounds not known yet (kallsyms' tables and
         BTF lie in it, where VMCOREINFO and kallsyms say)."""
-        paddr = (address - self._image[2]) & _MASK64
-        data = self._slice(paddr, size)  # a pread: no page of the dump left resident
-        if data is None:
-            try:
-                data = self.mem.read(paddr, size)
-            except LookupError as e:
-                raise Fault(str(e), address) from None
-        return data
+        try:
+            return self._phys((address - self._image[2]) & _MASK64, size)
+        except Unanswered as e:
+            raise Fault(str(e), address) from None
 
     def _load(self) -> Tuple["Btf", "Kallsyms", int, str]:
         from ..core.selftypes import btf_source, locate_btf, parse_btf, read_symbols, recover
@@ -191,9 +180,8 @@ class CachedPort(LayoutAnswers):
         vmapped stacks), page by page; where no page maps it, drgn's answer."""
         from ..core.pagewalk import PageWalker, page_walker  # noqa: F811 (used lazily)
         if self._walker is None:
-            image_off = self._image[2]
             self._walker = page_walker(self.info, self.arch, self._phys_or_none,
-                                       lambda v: (v - image_off) & _MASK64) or False
+                                       lambda v: kernel_phys(self.info, self.arch, v)) or False
         walker = self._walker
         if not isinstance(walker, PageWalker):
             raise Unanswered(f"{address:#x}: page tables not walked here")
