@@ -10,6 +10,7 @@ import struct
 import pytest
 
 from oomdrgn.core.kallsyms import MAX_SYMBOL_LENGTH, Kallsyms, KallsymsError, read_kallsyms
+from oomdrgn.core.kallsyms_sorted import SortedKallsyms
 from oomdrgn.core.port import Fault
 
 TEXT = 0xffffffff81000000
@@ -66,7 +67,7 @@ def _names(syms, table, big):
 class Image:
     """The tables at RODATA (``.rodata`` of a made-up kernel), readable as memory."""
 
-    def __init__(self, syms, *, big=False, absolute=False):
+    def __init__(self, syms, *, big=False, absolute=False, seqs=None):
         table = _tokens(syms)
         names, markers = _names(syms, table, big)
         tokens = b"".join(t.encode() + b"\0" for t in table)
@@ -82,6 +83,8 @@ class Image:
         self._put("num_syms", struct.pack("<I", n))
         self._put("names", names)
         self._put("markers", struct.pack(f"<{len(markers)}I", *markers))
+        if seqs is not None:  # Debian's 6.1 (v6.2, v6.3): before the token table
+            self._put("seqs_of_names", b"".join(i.to_bytes(3, "big") for i in seqs))
         self._put("token_table", tokens)
         self._put("token_index", index)
         self.syms = syms
@@ -102,7 +105,8 @@ class Image:
         info = {"OSRELEASE": "0.0", "SYMBOL(_stext)": f"{TEXT:x}",
                 "SYMBOL(init_uts_ns)": f"{DATA + 0x1000:x}", "KERNELOFFSET": "0"}
         if tables:
-            info.update({f"SYMBOL(kallsyms_{k})": f"{v:x}" for k, v in self.at.items()})
+            info.update({f"SYMBOL(kallsyms_{k})": f"{v:x}" for k, v in self.at.items()
+                         if k != "seqs_of_names"})  # VMCOREINFO does not name it
         return info
 
 
@@ -173,3 +177,38 @@ def test_no_tables():
     image.mem[:] = bytes(len(image.mem))
     with pytest.raises(KallsymsError, match="no kallsyms tables"):
         read_kallsyms(image.read, image.vmcoreinfo(tables=False))
+
+
+def _by_name(syms):
+    """kallsyms_seqs_of_names: the indices in (name, address) order."""
+    return sorted(range(len(syms)), key=lambda i: (syms[i][1], syms[i][2]))
+
+
+def test_lookups_through_seqs_of_names():
+    # Names of 128 tokens and more, one name twice (static functions of two
+    # files: the first in the table wins), and over 256 entries (two blocks).
+    long_name = "z" * 200
+    syms = sorted(_symbols(long_name) + [("t", "sym_007", TEXT + 0x5000)], key=lambda s: s[2])
+    image = Image(syms, big=True, seqs=_by_name(syms))
+    ks = read_kallsyms(image.read, image.vmcoreinfo())
+    assert isinstance(ks, SortedKallsyms)
+    whole = Kallsyms([n for _, n, _ in syms], "".join(t for t, _, _ in syms),
+                     [a for *_, a in syms])
+    for name in [n for _, n, _ in syms] + ["", "sym_", "sym_299a", "zz", "~", "_"]:
+        assert ks.lookup(name) == whole.lookup(name), name
+        assert ks.type_of(name) == whole.type_of(name), name
+    assert ks.lookup("sym_007") == (TEXT + 0x100 + 0x20 * 7, 0x20)
+    assert ks.all_symbols and len(ks) == len(syms) and ks._table is None
+    # The whole table, decoded only when asked for.
+    _same(ks, syms)
+    assert ks.name_at(TEXT + 0x111) == (long_name, TEXT + 0x110, 0x10)
+
+
+def test_seqs_of_names_out_of_order_is_not_used():
+    syms = _symbols()
+    order = _by_name(syms)
+    image = Image(syms, seqs=order[::-1])
+    ks = read_kallsyms(image.read, image.vmcoreinfo())
+    assert not isinstance(ks, SortedKallsyms)
+    _same(ks, syms)
+    assert ks.lookup("sym_100") == (TEXT + 0x100 + 0x20 * 100, 0x20)

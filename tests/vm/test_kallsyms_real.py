@@ -18,6 +18,7 @@ import pytest
 
 from oomdrgn.core.elffile import symbol_values
 from oomdrgn.core.kallsyms import MAX_SYMBOL_LENGTH, read_kallsyms
+from oomdrgn.core.kallsyms_sorted import SortedKallsyms
 from oomdrgn.core.port import Fault
 from oomdrgn.core.rawimage import parse_vmcoreinfo
 
@@ -129,6 +130,30 @@ def test_same_table_as_drgn_kallsyms(kernel, dump):
         want = (drgn.SymbolKind.FUNC if low == "t" else
                 drgn.SymbolKind.OBJECT if low in "bcdgrv" else drgn.SymbolKind.UNKNOWN)
         assert kinds[(name, address)] == want, (name, kind)
+
+
+# kallsyms_seqs_of_names: v6.2+, and Debian's 6.1 (backported); where VMCOREINFO
+# names the tables (v6.0+). 6.1 puts it before the token table, 6.12 and 7.x after
+# the offsets.
+@pytest.mark.kernels("6.1", "6.12", "7.x", "6.1-arm64", "6.12-arm64", "6.12-arm64-16k")
+def test_lookups_by_name_through_the_kernels_index(kernel, dump, record_property):
+    """Lookups by name through the kernel's sorted index, with no table decoded,
+    answer as the whole table: a sample of every name, every symbol oomdrgn's
+    commands ask for, and names that are not there."""
+    started = time.perf_counter()
+    ks = read_kallsyms(dump.read, dump.vmcoreinfo)
+    record_property("sorted_open_seconds", round(time.perf_counter() - started, 4))
+    assert isinstance(ks, SortedKallsyms)
+    whole = ks._full()
+    sample = (whole.names[::37] + list(dump.asked)
+              + [n + "_" for n in whole.names[::997]] + ["", "~", "\x7f"])
+    for name in sample:
+        assert ks.lookup(name) == whole.lookup(name), name
+        assert ks.type_of(name) == whole.type_of(name), name
+    assert ks.all_symbols == whole.all_symbols == dump.kallsyms_all
+    assert ks._table is None and len(ks) == len(whole)
+    print(f"{kernel.name}: {len(sample)} lookups through kallsyms_seqs_of_names, "
+          f"{len(ks._blocks)} of {(len(ks) + 255) >> 8} blocks walked")
 
 
 def test_every_symbol_oomdrgn_asks_for(kernel, dump, record_property):

@@ -14,9 +14,12 @@ import itertools
 import operator
 import struct
 from array import array
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .port import Fault
+
+if TYPE_CHECKING:
+    from .kallsyms_sorted import SortedKallsyms
 
 __all__ = ["Kallsyms", "KallsymsError", "read_kallsyms"]
 
@@ -308,28 +311,41 @@ def _interpret(offsets: bytes, offsets_at: int, base: Optional[int], stext_index
                stext: int, layout: _Layout) -> Optional[List[int]]:
     """Addresses from ``kallsyms_offsets``, in the encoding that puts ``_stext``
     where VMCOREINFO says (``kallsyms_sym_address()`` of each era), or None."""
+    rule = _address_rule(offsets, offsets_at, base, stext_index, stext, layout)
+    return None if rule is None else rule[1]()
+
+
+def _address_rule(offsets: bytes, offsets_at: int, base: Optional[int], stext_index: int,
+                  stext: int, layout: _Layout
+                  ) -> Optional[Tuple[Callable[[int], int], Callable[[], List[int]]]]:
+    """(the address of entry i, every address) from ``kallsyms_offsets``, in the
+    encoding that puts ``_stext`` where VMCOREINFO says, or None."""
     mask = (1 << 8 * layout.word) - 1
     s32 = layout.s32s(offsets)
     o = s32[stext_index]
     if base is not None:
         # Base-relative: 2213e9a66bb8 ("kallsyms: add support for relative
         # offsets in kallsyms address table") (in v4.6).
+        u32 = layout.u32s(offsets)
         if (base + (o & 0xFFFFFFFF)) & mask == stext:
-            return _masked(list(map(base.__add__, layout.u32s(offsets))), mask)
+            return (lambda i: (base + u32[i]) & mask,
+                    lambda: _masked(list(map(base.__add__, u32)), mask))
         # CONFIG_KALLSYMS_ABSOLUTE_PERCPU (x86-64 until 01157ddc58dc ("kallsyms:
         # Remove KALLSYMS_ABSOLUTE_PERCPU") (in v6.15)): non-negative offsets
         # are absolute, negative ones relative to kallsyms_relative_base - 1.
         below = base - 1
         if o < 0 and (below - o) & mask == stext:
-            return _masked([v if v >= 0 else below - v for v in s32], mask)
+            return (lambda i: (s32[i] if s32[i] >= 0 else below - s32[i]) & mask,
+                    lambda: _masked([v if v >= 0 else below - v for v in s32], mask))
     # Place-relative, offset_to_ptr(): a081b5789255 ("kallsyms: Get rid of
     # kallsyms relative base") (in v7.0).
     if (offsets_at + 4 * stext_index + o) & mask == stext:
-        return _masked(list(map(operator.add, range(offsets_at, offsets_at + 4 * len(s32), 4),
-                                s32)), mask)
+        return (lambda i: (offsets_at + 4 * i + s32[i]) & mask,
+                lambda: _masked(list(map(operator.add, range(offsets_at, offsets_at + 4 * len(s32),
+                                                             4), s32)), mask))
     # 32-bit without CONFIG_RELOCATABLE: the value itself.
     if o & 0xFFFFFFFF == stext:
-        return [v & 0xFFFFFFFF for v in s32]
+        return lambda i: s32[i] & 0xFFFFFFFF, lambda: [v & 0xFFFFFFFF for v in s32]
     return None
 
 
@@ -363,33 +379,95 @@ def _from_vmcoreinfo(read: Read, vmcoreinfo: Mapping[str, str], layout: _Layout,
     if not 0 < table_at - names_at <= 256 << 20:
         raise KallsymsError("kallsyms: kallsyms_token_table does not follow kallsyms_names")
     names = _read(read, names_at, table_at - names_at, "kallsyms_names")
-    found = _entries(names, count, 0, layout, origin=names_at)
-    if found is None:
-        raise KallsymsError(f"kallsyms: the {count} entries of kallsyms_names at "
-                            f"{names_at:#x} do not agree with kallsyms_markers")
-    starts, big = found
-    syms, types = _decode(names, starts, tokens, big)
+
+    def whole() -> Kallsyms:
+        found = _entries(names, count, 0, layout, origin=names_at)
+        if found is None:
+            raise KallsymsError(f"kallsyms: the {count} entries of kallsyms_names at "
+                                f"{names_at:#x} do not agree with kallsyms_markers")
+        starts, big = found
+        syms, types = _decode(names, starts, tokens, big)
+        table = Kallsyms(syms, types, _addresses(read, where, count, layout, stext,
+                                                 _stext_index(syms))[1]())
+        _check(table, vmcoreinfo, stext)
+        return table
+    by_name = _sorted_by_name(read, where, names, count, tokens, layout, whole)
+    if by_name is None:
+        return whole()
+    stext_index = by_name.index("_stext")
+    if stext_index is None:
+        raise KallsymsError("kallsyms: no _stext symbol in the table")
+    by_name.address = _addresses(read, where, count, layout, stext, stext_index)[0]
+    by_name.expected = {k[7:-1]: v for k, v in ((k, _symbol(vmcoreinfo, k[7:-1]))
+                                                for k in vmcoreinfo if k.startswith("SYMBOL("))
+                        if v is not None and stext <= v < stext + (1 << 30)}
+    return by_name
+
+
+def _addresses(read: Read, where: Mapping[str, Optional[int]], count: int, layout: _Layout,
+               stext: int, stext_index: int
+               ) -> Tuple[Callable[[int], int], Callable[[], List[int]]]:
+    """(the address of entry i, every address) of the tables at *where*."""
     if where["addresses"] is not None:
         # Absolute addresses, until 64e166099b69 ("kallsyms: get rid of code for
         # absolute kallsyms") (in v6.11).
         raw = _read(read, where["addresses"], count * layout.word, "kallsyms_addresses")
-        addresses = [layout.word_at(raw, i) for i in range(0, len(raw), layout.word)]
-    else:
-        offsets_at = where["offsets"]
-        if offsets_at is None:
-            raise KallsymsError("kallsyms: VMCOREINFO has neither SYMBOL(kallsyms_offsets) "
-                                "nor SYMBOL(kallsyms_addresses)")
-        base = where["relative_base"]
-        if base is not None:
-            base = layout.word_at(_read(read, base, layout.word, "kallsyms_relative_base"), 0)
-        at = _stext_index(syms)
-        got = _interpret(_read(read, offsets_at, 4 * count, "kallsyms_offsets"),
-                         offsets_at, base, at, stext, layout)
-        if got is None:
-            raise KallsymsError("kallsyms: no encoding of kallsyms_offsets puts _stext at "
-                                f"SYMBOL(_stext)={stext:#x}")
-        addresses = got
-    return Kallsyms(syms, types, addresses)
+        return (lambda i: layout.word_at(raw, i * layout.word),
+                lambda: [layout.word_at(raw, i) for i in range(0, len(raw), layout.word)])
+    offsets_at = where["offsets"]
+    if offsets_at is None:
+        raise KallsymsError("kallsyms: VMCOREINFO has neither SYMBOL(kallsyms_offsets) "
+                            "nor SYMBOL(kallsyms_addresses)")
+    base = where["relative_base"]
+    if base is not None:
+        base = layout.word_at(_read(read, base, layout.word, "kallsyms_relative_base"), 0)
+    rule = _address_rule(_read(read, offsets_at, 4 * count, "kallsyms_offsets"),
+                         offsets_at, base, stext_index, stext, layout)
+    if rule is None:
+        raise KallsymsError("kallsyms: no encoding of kallsyms_offsets puts _stext at "
+                            f"SYMBOL(_stext)={stext:#x}")
+    return rule
+
+
+def _sorted_by_name(read: Read, where: Mapping[str, Optional[int]], names: bytes, count: int,
+                    tokens: List[str], layout: _Layout,
+                    whole: Callable[[], Kallsyms]) -> Optional["SortedKallsyms"]:
+    """The table answering lookups through ``kallsyms_seqs_of_names``
+    (:mod:`oomdrgn.core.kallsyms_sorted`), or None where it is not found. It
+    lies between ``kallsyms_markers`` and the token table (Debian's 6.1,
+    v6.2 and v6.3), or after the offsets and ``kallsyms_relative_base`` since
+    404bad70fcf7 ("scripts/kallsyms: change the output order") (in v6.4). The
+    markers end before it or before the token table, each table aligned."""
+    from .kallsyms_sorted import SortedKallsyms
+    names_at, table_at, offsets_at = where["names"], where["token_table"], where["offsets"]
+    assert names_at is not None and table_at is not None
+    k, size = (count + 255) >> 8, 3 * count
+    for algn in dict.fromkeys((layout.word, 4)):
+        def down(v: int) -> int:
+            return v - v % algn
+        places = [down(table_at - size)]  # (seqs, end of the markers)
+        if offsets_at is not None:
+            after = where["relative_base"]
+            after = offsets_at + 4 * count if after is None else after + layout.word
+            places.append(layout.align(after, algn))
+        for seqs_at in places:
+            markers_at = down((seqs_at if seqs_at < table_at else table_at) - 4 * k)
+            if not names_at < markers_at < table_at:
+                continue
+            try:
+                markers = layout.u32s(_read(read, markers_at, 4 * k, "kallsyms_markers"))
+                seqs = _read(read, seqs_at, size, "kallsyms_seqs_of_names")
+            except KallsymsError:
+                continue
+            if markers[-1] >= markers_at - names_at:
+                continue
+            for big in (True, False):
+                try:
+                    return SortedKallsyms(names[:markers_at - names_at], markers, seqs, tokens,
+                                          big, whole)
+                except KallsymsError:
+                    pass
+    return None
 
 
 def _stext_index(names: List[str]) -> int:
@@ -611,6 +689,8 @@ def _check(ks: Kallsyms, vmcoreinfo: Mapping[str, str], stext: int) -> None:
     such as ``mem_section``'s), and addresses are sorted."""
     if ks.address_of("_stext") != stext:
         raise KallsymsError(f"kallsyms: _stext is not at SYMBOL(_stext)={stext:#x}")
+    if hasattr(ks, "expected"):  # sorted lookups: each checked as it is made
+        return
     last = ks.addresses[-1]
     for key in vmcoreinfo:
         if not key.startswith("SYMBOL("):

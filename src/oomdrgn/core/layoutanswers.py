@@ -82,7 +82,11 @@ class LayoutAnswers:
     def symbol(self, name: str) -> Optional[Tuple[int, int]]:
         known, found = self.layout.symbol(name, self.kaslr)
         if not known:
-            found = self.kallsyms.lookup(name)
+            try:
+                found = self.kallsyms.lookup(name)
+            except ValueError as e:  # KallsymsError: a lookup VMCOREINFO contradicts
+                from .selftypes import unreadable_kallsyms
+                raise unreadable_kallsyms(e) from None
             rec = self.recovered
             if found is None and rec is not None:
                 found = rec.symbols.get(name)

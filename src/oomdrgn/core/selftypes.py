@@ -15,7 +15,7 @@ from .port import Fault
 if TYPE_CHECKING:  # core.symrecover loads only where kallsyms lacks data symbols
     from .symrecover import Recovered
 
-__all__ = ["read_symbols", "locate_btf", "parse_btf", "btf_source", "recover"]
+__all__ = ["read_symbols", "unreadable_kallsyms", "locate_btf", "parse_btf", "btf_source", "recover"]
 
 Read = Callable[[int, int], bytes]
 
@@ -33,11 +33,16 @@ def read_symbols(read: Read, info: Mapping[str, str], little_endian: bool
     try:
         ks = read_kallsyms(read, info, little_endian=little_endian)
     except (KallsymsError, Fault) as e:
-        raise OomdrgnError(f"no debug info, and the kernel's kallsyms cannot be read ({e}): "
-                           "pass the debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO) from None
+        raise unreadable_kallsyms(e) from None
     tables = ("VMCOREINFO's kallsyms tables" if "SYMBOL(kallsyms_names)" in info
               else "kallsyms tables found in the kernel image")
     return ks, tables, f"symbols from {tables}, {len(ks)} symbols"
+
+
+def unreadable_kallsyms(e: Exception) -> OomdrgnError:
+    """The error of a kallsyms table that does not hold together (exit status 4)."""
+    return OomdrgnError(f"no debug info, and the kernel's kallsyms cannot be read ({e}): "
+                        "pass the debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO)
 
 
 def locate_btf(read: Read, ks: Kallsyms) -> Tuple[bytes, int, str]:
@@ -46,7 +51,10 @@ def locate_btf(read: Read, ks: Kallsyms) -> Tuple[bytes, int, str]:
 
     :raises OomdrgnError: no BTF in memory (exit status 4)
     """
-    start, stop = ks.address_of("__start_BTF"), ks.address_of("__stop_BTF")
+    try:
+        start, stop = ks.address_of("__start_BTF"), ks.address_of("__stop_BTF")
+    except KallsymsError as e:  # a lookup checked against VMCOREINFO
+        raise unreadable_kallsyms(e) from None
     if start is not None and stop is not None and stop > start:
         try:
             return read(start, stop - start), start, "__start_BTF"
