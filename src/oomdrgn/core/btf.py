@@ -45,7 +45,12 @@ _FIXED = {KIND_INT: 1, KIND_ARRAY: 3, KIND_VAR: 1, KIND_DECL_TAG: 1}
 _PER_VLEN = {KIND_STRUCT: 3, KIND_UNION: 3, KIND_ENUM: 2, KIND_FUNC_PROTO: 2, KIND_DATASEC: 3,
              KIND_ENUM64: 3}
 _U32 = next(code for code in "IL" if array(code).itemsize == 4)
-_NO_KIND = 1 << 40  # an unknown kind's size: the walk overruns the section
+#: lookups of a string's offset searched for before the index is made
+_SEARCHES = 64
+#: VARs whose names are decoded at once (more: each name searched for)
+_FEW_VARS = 4096
+_NO_KIND = 1 << 40
+_KIND_OF_TOP = bytes(top & 0x7F for top in range(256))  # an unknown kind's size: the walk overruns the section
 # Qualifiers and tags: seen through like drgn's qualified types.
 _QUALIFIERS = {KIND_CONST: "const", KIND_VOLATILE: "volatile", KIND_RESTRICT: "restrict"}
 _SEE_THROUGH = frozenset((KIND_CONST, KIND_VOLATILE, KIND_RESTRICT, KIND_TYPE_TAG))
@@ -144,14 +149,15 @@ class Btf:
         self._offsets, self._kinds = self._walk(words, layout)
         #: the blob's length: its header and sections
         self.size = hdr_len + max(ends)
-        self._names: Sequence[int] = ()
-        self._first: Dict[int, int] = {}
-        self._last: Dict[int, int] = {}
+        self._names = b""
+        self._searches = 0
         self._string_offsets: Dict[str, FrozenSet[int]] = {}
         self._strings_by_name: Optional[Dict[bytes, int]] = None
         self._by_name: Dict[Tuple[str, Tuple[int, ...]], List[int]] = {}
         self._members: Dict[Tuple[str, str], Member] = {}
         self._enumerators: Optional[Dict[int, int]] = None
+        self._variables: Optional[Dict[str, int]] = None
+        self._vars_counted = False
         self._pointer_size: Optional[int] = None
         self._signed_flags = False
         self._char_arg = char_signed
@@ -160,29 +166,31 @@ class Btf:
     @staticmethod
     def _walk(w: array, layout: Sequence[Tuple[int, int]]) -> Tuple[List[int], bytearray]:
         """Each type's word position and its kind (index = type id; 0 for void)."""
-        fixed, per = [_NO_KIND] * 128, [0] * 128
-        for kind in range(1, 20):
-            fixed[kind] = _FIXED.get(kind, 0)
-            per[kind] = _PER_VLEN.get(kind, 0)
+        # Indexed by the info word's top byte: the kind and kind_flag.
+        fixed, per = [_NO_KIND] * 256, [0] * 256
+        sizes = {kind: (_FIXED.get(kind, 0), _PER_VLEN.get(kind, 0)) for kind in range(1, 20)}
         for kind, (info_sz, elem_sz) in enumerate(layout):
             if kind >= 20 and not info_sz % 4 and not elem_sz % 4:
-                fixed[kind], per[kind] = info_sz // 4, elem_sz // 4
+                sizes[kind] = info_sz // 4, elem_sz // 4
+        for top in range(256):
+            if top & 0x7F in sizes:
+                fixed[top], per[top] = 3 + sizes[top & 0x7F][0], sizes[top & 0x7F][1]
         pos, end = 0, len(w)
         offsets = [0]
-        kinds = bytearray(1)
-        add, add_kind = offsets.append, kinds.append
+        tops = bytearray(1)
+        add, add_top = offsets.append, tops.append
         try:
             while pos < end:
-                info = w[pos + 1]
-                kind = info >> 24 & 0x7F
                 add(pos)
-                add_kind(kind)
-                pos += 3 + fixed[kind] + per[kind] * (info & 0xFFFFFF)
+                info = w[pos + 1]
+                top = info >> 24
+                add_top(top)
+                pos += fixed[top] + per[top] * (info & 0xFFFFFF)
         except IndexError:
             pos = end + 1
         if pos != end:
             raise BtfError(f"BTF: type {len(offsets) - 1} runs past the type section")
-        return offsets, kinds
+        return offsets, tops.translate(_KIND_OF_TOP)
 
     def _of_kind(self, *kinds: int) -> List[int]:
         """The ids of the types of *kinds*, in id order (found at C speed)."""
@@ -261,19 +269,24 @@ class Btf:
         raise BtfError(f"BTF: type {tid}: a loop of qualifiers or typedefs")
 
     def _offsets_of(self, name: str) -> FrozenSet[int]:
-        """The string-section offsets of *name* (deduplicated BTF has one)."""
+        """The string-section offsets of *name* (deduplicated BTF has one):
+        searched for by the first lookups, from an index made once after."""
         found = self._string_offsets.get(name)
-        index = self._string_index() if found is None else None
+        if found is not None:
+            return found
+        self._searches += 1
+        index = self._string_index() if self._searches > _SEARCHES else None
         if index is not None:
             off = index.get(name.encode())
-            found = self._string_offsets[name] = frozenset((off,) if off else ())
-        if found is None:
+            found = frozenset((off,) if off else ())
+        else:
             needle = b"\0" + name.encode() + b"\0"
             s, out, at = self.strings, [], self.strings.find(needle)
             while at >= 0:
                 out.append(at + 1)
                 at = s.find(needle, at + 1)
-            found = self._string_offsets[name] = frozenset(out)
+            found = frozenset(out)
+        self._string_offsets[name] = found
         return found
 
     def _string_index(self) -> Optional[Dict[bytes, int]]:
@@ -292,34 +305,31 @@ class Btf:
         key = (name, tuple(kinds))
         ids = self._by_name.get(key)
         if ids is None:
-            names = self._name_index()
+            names = self._name_words()
             found = []
             for off in self._offsets_of(name):
-                first = self._first.get(off)
-                if first is None:
-                    continue
-                last = self._last[off]
-                found.append(first)
-                while first != last:  # several types of that name (struct and typedef...)
-                    first = names.index(off, first + 1, last + 1)
-                    found.append(first)
+                # Every type id whose name is *off*: aligned hits in the
+                # array of name offsets (at C speed).
+                needle = array(_U32, (off,)).tobytes()
+                at = names.find(needle)
+                while at >= 0:
+                    if not at % 4:
+                        found.append(at // 4)
+                    at = names.find(needle, at + 1)
             rank = {k: i for i, k in enumerate(kinds)}
             ids = sorted((t for t in found if self.kind(t) in rank),
                          key=lambda t: (rank[self.kind(t)], t))
             self._by_name[key] = ids
         return ids
 
-    def _name_index(self) -> Sequence[int]:
-        """Each type's name offset (index = type id), and the first and last
-        type id of each name offset, made at the first lookup by name."""
+    def _name_words(self) -> bytes:
+        """Each type's name offset (index = type id), as native 32-bit words,
+        made at the first lookup by name."""
         if not self._names:
             offsets = self._offsets
             names = (0,) + (tuple(self._w[o] for o in offsets[1:]) if len(offsets) < 3
                             else itemgetter(*offsets[1:])(self._w))
-            n = len(names)
-            self._first = dict(zip(reversed(names), range(n - 1, -1, -1)))
-            self._last = dict(zip(names, range(n)))
-            self._names = names
+            self._names = array(_U32, names).tobytes()
         return self._names
 
     def type_id(self, type_name: str) -> int:
@@ -499,19 +509,20 @@ class Btf:
             out.append((w[p], self._check_id(w[p + 1]), bit))
         return out
 
-    def _find_member(self, tid: int, names: FrozenSet[int]
-                     ) -> Optional[Tuple[int, int, bool]]:
+    def _find_member(self, tid: int, name: bytes) -> Optional[Tuple[int, int, bool]]:
         """(bit offset, type, may be an incomplete array) of the member of
-        STRUCT/UNION *tid* called *names* (an anonymous member's members too)."""
+        STRUCT/UNION *tid* whose name is *name* (NUL-terminated; an anonymous
+        member's members too)."""
         members = self._compound(tid)
         flexible = self.kind(tid) == KIND_STRUCT and len(members) > 1
-        for i, (name, t, bit) in enumerate(members):
-            if name in names:
+        starts = self.strings.startswith
+        for i, (off, t, bit) in enumerate(members):
+            if off and starts(name, off):
                 return bit, self._check_id(t), flexible and i == len(members) - 1
-            if name == 0 and t:
+            if off == 0 and t:
                 inner = self._strip(self._check_id(t))
                 if self.kind(inner) in (KIND_STRUCT, KIND_UNION):
-                    found = self._find_member(inner, names)
+                    found = self._find_member(inner, name)
                     if found is not None:
                         return bit + found[0], found[1], found[2]
         return None
@@ -544,7 +555,7 @@ class Btf:
             else:
                 if kind not in (KIND_STRUCT, KIND_UNION):
                     raise TypeError(f"'{self.type_name(t)}' is not a structure or union")
-                m = self._find_member(t, self._offsets_of(part))
+                m = self._find_member(t, part.encode() + b"\0")
                 if m is None:
                     raise LookupError(f"'{self.type_name(t)}' has no member '{part}'")
                 bits += m[0]
@@ -711,10 +722,20 @@ class Btf:
         """``(size, type name)`` of variable *name* (a VAR: per-CPU variables,
         every global where pahole encodes them), or None. The size is 0 for an
         array without bounds, as drgn's."""
-        ids = self.find(name, (KIND_VAR,))
-        if not ids:
+        if not self._vars_counted:
+            self._vars_counted = True
+            # Few VARs (per-CPU variables only, without pahole's global_var):
+            # their names decoded once, rather than each name searched for.
+            ids = self._of_kind(KIND_VAR)
+            self._variables = None if len(ids) > _FEW_VARS else dict(
+                zip(map(self.name, reversed(ids)), reversed(ids)))
+        if self._variables is not None:
+            var = self._variables.get(name)
+        else:
+            var = next(iter(self.find(name, (KIND_VAR,))), None)
+        if var is None:
             return None
-        t = self._check_id(self._ref(ids[0]))
+        t = self._check_id(self._ref(var))
         try:
             size = self._size(t, True)
         except TypeError:
