@@ -10,6 +10,7 @@ import struct
 import pytest
 
 from oomdrgn.core.kallsyms import MAX_SYMBOL_LENGTH, Kallsyms, KallsymsError, read_kallsyms
+from oomdrgn.core.errors import EXIT_DEBUGINFO, OomdrgnError
 from oomdrgn.core.kallsyms_sorted import SortedKallsyms
 from oomdrgn.core.port import Fault
 
@@ -212,3 +213,24 @@ def test_seqs_of_names_out_of_order_is_not_used():
     assert not isinstance(ks, SortedKallsyms)
     _same(ks, syms)
     assert ks.lookup("sym_100") == (TEXT + 0x100 + 0x20 * 100, 0x20)
+
+
+def test_a_damaged_block_met_by_a_lookup():
+    # 40 blocks: the checks on reading (32 probes, _stext) leave some unwalked.
+    # One entry's length off by one there: the block no longer ends at the next
+    # marker. A lookup that walks it, and the whole table, fail as a table that
+    # does not hold together when read does (one error, exit status 4).
+    syms = sorted(_symbols() + [("t", f"more_{i:05d}", TEXT + 0x8000 + 0x10 * i)
+                                for i in range(40 * 256 - 305)], key=lambda s: s[2])
+    image = Image(syms, seqs=_by_name(syms))
+    walked = set(read_kallsyms(image.read, image.vmcoreinfo())._blocks)
+    block = next(b for b in range(1, 39) if b not in walked)
+    image.mem[image.at["names"] - RODATA + read_kallsyms(
+        image.read, image.vmcoreinfo())._markers[block]] += 1
+    ks = read_kallsyms(image.read, image.vmcoreinfo())
+    assert isinstance(ks, SortedKallsyms) and ks.lookup("_stext") == (TEXT, 0x40)
+    with pytest.raises(OomdrgnError, match=f"kallsyms cannot be read.*block {block} ") as e:
+        ks.lookup(syms[256 * block + 5][1])
+    assert e.value.status == EXIT_DEBUGINFO
+    with pytest.raises(OomdrgnError, match="kallsyms cannot be read"):
+        ks.names

@@ -16,12 +16,13 @@ import struct
 from array import array
 from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .errors import EXIT_DEBUGINFO, OomdrgnError
 from .port import Fault
 
 if TYPE_CHECKING:
     from .kallsyms_sorted import SortedKallsyms
 
-__all__ = ["Kallsyms", "KallsymsError", "read_kallsyms"]
+__all__ = ["Kallsyms", "KallsymsError", "read_kallsyms", "unreadable_kallsyms"]
 
 Read = Callable[[int, int], bytes]
 
@@ -37,6 +38,12 @@ _PAGE = 4096
 
 class KallsymsError(ValueError):
     """No kallsyms table could be read, or it does not hold together."""
+
+
+def unreadable_kallsyms(e: Exception) -> OomdrgnError:
+    """The error of a kallsyms table that does not hold together (exit status 4)."""
+    return OomdrgnError(f"no debug info, and the kernel's kallsyms cannot be read ({e}): "
+                        "pass the debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO)
 
 
 class Kallsyms:

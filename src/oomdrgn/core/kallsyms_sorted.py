@@ -9,7 +9,7 @@ whole table is decoded only when asked for (:attr:`names`, :meth:`name_at`).
 
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .kallsyms import MAX_SYMBOL_LENGTH, Kallsyms, KallsymsError
+from .kallsyms import MAX_SYMBOL_LENGTH, Kallsyms, KallsymsError, unreadable_kallsyms
 
 __all__ = ["SortedKallsyms", "PROBES"]
 
@@ -101,25 +101,38 @@ class SortedKallsyms(Kallsyms):
     # Kallsyms' questions ------------------------------------------------------
 
     def _matches(self, name: str) -> List[int]:
-        """The indices of the entries called *name*."""
+        """The indices of the entries called *name*.
+
+        :raises OomdrgnError: a block of the table (or VMCOREINFO) contradicts
+            it: exit status 4, as a table that does not hold together when read
+        """
         found = self._found.get(name)
         if found is None:
-            lo, hi = 0, self.count
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if self._key(mid) < name:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            found = []
-            while lo < self.count and self._key(lo) == name:
-                found.append(self._seq(lo))
-                lo += 1
-            value = self.expected.get(name)
-            if found and value is not None and value not in map(self.address, found):
-                raise KallsymsError(f"kallsyms: {name} is at {self.address(min(found)):#x}, "
-                                    f"VMCOREINFO says {value:#x}")
+            try:
+                found = self._search(name)
+            except KallsymsError as e:
+                raise unreadable_kallsyms(e) from None
             self._found[name] = found
+        return found
+
+    def _search(self, name: str) -> List[int]:
+        """The binary search, then every entry of that name; checked against
+        VMCOREINFO's address where it gives one."""
+        lo, hi = 0, self.count
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if self._key(mid) < name:
+                lo = mid + 1
+            else:
+                hi = mid
+        found = []
+        while lo < self.count and self._key(lo) == name:
+            found.append(self._seq(lo))
+            lo += 1
+        value = self.expected.get(name)
+        if found and value is not None and value not in map(self.address, found):
+            raise KallsymsError(f"kallsyms: {name} is at {self.address(min(found)):#x}, "
+                                f"VMCOREINFO says {value:#x}")
         return found
 
     def index(self, name: str) -> Optional[int]:
@@ -162,9 +175,15 @@ class SortedKallsyms(Kallsyms):
     # The whole table ------------------------------------------------------------
 
     def whole(self) -> Kallsyms:
-        """The whole table, decoded once."""
+        """The whole table, decoded once.
+
+        :raises OomdrgnError: it does not hold together (exit status 4)
+        """
         if self._table is None:
-            self._table = self._full()
+            try:
+                self._table = self._full()
+            except KallsymsError as e:
+                raise unreadable_kallsyms(e) from None
         return self._table
 
     @property

@@ -9,13 +9,13 @@ from typing import Callable, Mapping, TYPE_CHECKING, Tuple
 
 from .btf import Btf, BtfError, find_btf
 from .errors import EXIT_DEBUGINFO, OomdrgnError
-from .kallsyms import Kallsyms, KallsymsError, read_kallsyms
+from .kallsyms import Kallsyms, KallsymsError, read_kallsyms, unreadable_kallsyms
 from .port import Fault
 
 if TYPE_CHECKING:  # core.symrecover loads only where kallsyms lacks data symbols
     from .symrecover import Recovered
 
-__all__ = ["read_symbols", "unreadable_kallsyms", "locate_btf", "parse_btf", "btf_source", "recover"]
+__all__ = ["read_symbols", "locate_btf", "parse_btf", "btf_source", "recover"]
 
 Read = Callable[[int, int], bytes]
 
@@ -39,22 +39,13 @@ def read_symbols(read: Read, info: Mapping[str, str], little_endian: bool
     return ks, tables, f"symbols from {tables}, {len(ks)} symbols"
 
 
-def unreadable_kallsyms(e: Exception) -> OomdrgnError:
-    """The error of a kallsyms table that does not hold together (exit status 4)."""
-    return OomdrgnError(f"no debug info, and the kernel's kallsyms cannot be read ({e}): "
-                        "pass the debug vmlinux (-s VMLINUX)", EXIT_DEBUGINFO)
-
-
 def locate_btf(read: Read, ks: Kallsyms) -> Tuple[bytes, int, str]:
     """The vmlinux BTF, its address and how it was found: ``__start_BTF``..
     ``__stop_BTF``, else searched in ``.rodata``.
 
     :raises OomdrgnError: no BTF in memory (exit status 4)
     """
-    try:
-        start, stop = ks.address_of("__start_BTF"), ks.address_of("__stop_BTF")
-    except KallsymsError as e:  # a lookup checked against VMCOREINFO
-        raise unreadable_kallsyms(e) from None
+    start, stop = ks.address_of("__start_BTF"), ks.address_of("__stop_BTF")
     if start is not None and stop is not None and stop > start:
         try:
             return read(start, stop - start), start, "__start_BTF"
