@@ -164,7 +164,9 @@ class CachedPort(LayoutAnswers):
             start, end, off = self._image
             if not (start <= address and address + size <= end):
                 return self._mapped(address, size)
-        return self._phys((address - off) & _MASK64, size)
+        # The hot path (a task's span, per task): _phys() inlined.
+        data = self._slice((address - off) & _MASK64, size)
+        return data if data is not None else self._phys((address - off) & _MASK64, size)
 
     def _phys(self, paddr: int, size: int) -> bytes:
         data = self._slice(paddr, size)
