@@ -49,8 +49,9 @@ _U32 = next(code for code in "IL" if array(code).itemsize == 4)
 _SEARCHES = 64
 #: VARs whose names are decoded at once (more: each name searched for)
 _FEW_VARS = 4096
-_NO_KIND = 1 << 40
-_KIND_OF_TOP = bytes(top & 0x7F for top in range(256))  # an unknown kind's size: the walk overruns the section
+_NO_KIND = 1 << 40  # an unknown kind's size: the walk overruns the section
+#: the kind of an info word's top byte (its kind_flag dropped)
+_KIND_OF_TOP = bytes(top & 0x7F for top in range(256))
 # Qualifiers and tags: seen through like drgn's qualified types.
 _QUALIFIERS = {KIND_CONST: "const", KIND_VOLATILE: "volatile", KIND_RESTRICT: "restrict"}
 _SEE_THROUGH = frozenset((KIND_CONST, KIND_VOLATILE, KIND_RESTRICT, KIND_TYPE_TAG))

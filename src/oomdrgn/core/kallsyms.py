@@ -452,7 +452,7 @@ def _sorted_by_name(read: Read, where: Mapping[str, Optional[int]], names: bytes
     for algn in dict.fromkeys((layout.word, 4)):
         def down(v: int) -> int:
             return v - v % algn
-        places = [down(table_at - size)]  # (seqs, end of the markers)
+        places = [down(table_at - size)]  # where kallsyms_seqs_of_names may start
         if offsets_at is not None:
             after = where["relative_base"]
             after = offsets_at + 4 * count if after is None else after + layout.word
