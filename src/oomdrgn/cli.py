@@ -126,12 +126,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             os.environ.pop("DRGN_DISABLE_PLUGINS", None)
 
 
+#: the commands an ELF vmcore answers with no debugger (the task table and the
+#: decision: what they read is memory, types and symbols)
+_WITHOUT_DEBUGGER = ("tasks", "kill", "victim", "score")
+
+
 def _without_debugger(args: argparse.Namespace) -> Tuple[Optional[int], Optional[tuple]]:
-    """``tasks`` of one ELF vmcore read with no debugger (:mod:`oomdrgn.elfcore`):
+    """A command of :data:`_WITHOUT_DEBUGGER` on one ELF vmcore read with no
+    debugger (:mod:`oomdrgn.elfcore`):
     the exit status, or None where drgn must open the dump (then nothing was
     printed), with what that run learnt of the build for drgn's (its layout,
     and BTF, kallsyms and recovered symbols if read), or None."""
-    if (args.command != "tasks" or not args.core or len(args.core) != 1 or "@" in args.core[0]
+    if (args.command not in _WITHOUT_DEBUGGER or not args.core or len(args.core) != 1 or "@" in args.core[0]
             or args.symbols or args.debug_info == "dwarf" or args.vmcoreinfo
             or args.kaslr_offset is not None):
         return None, None

@@ -75,12 +75,23 @@ def test_reads_the_image_and_the_direct_map(tmp_path):
     # Not cached, and no kallsyms or BTF in the dump to answer from.
     lambda p: p.member("struct task_struct", "comm"),
     lambda p: p.symbol("init_task"),
-    lambda p: p.find_task(1),
+    # Frames and symbol names: drgn's.
+    lambda p: p.stack_frames(DIRECT + 0x8000),
+    lambda p: p.symbol_name(TEXT + 0x10),
 ])
 def test_leaves_the_rest_to_drgn(tmp_path, ask):
     port, _ = _port(tmp_path)
     with pytest.raises(Unanswered):
         ask(port)
+
+
+def test_hooks_answer_as_drgns_port_without_debug_info(tmp_path):
+    # As oomdrgn.drgn.btfport.BtfPort: no PID hash lookup (the core walks the
+    # task list), no struct oom_control (a frame's variable), no stopped vCPU.
+    port, _ = _port(tmp_path)
+    assert port.find_task(1) is None
+    assert port.oom_control(DIRECT + 0x8000) is None
+    assert port.stopped_task([DIRECT + 0x8000]) is None
 
 
 def test_no_warm_cache_no_reader(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""``tasks`` of an ELF vmcore with no debugger at all (:mod:`oomdrgn.elfcore`),
+"""The table and the decision (``tasks``, ``victim``, ``score``, ``kill``) of an
+ELF vmcore with no debugger at all (:mod:`oomdrgn.elfcore`),
 the first dump of a build (types and symbols from the kernel's BTF and kallsyms
 in the dump, the layout then saved) and the next (the layout cache), prints
 what drgn's run with no debug info prints (which tests/vm/test_real_kernels.py
@@ -21,18 +22,30 @@ from .oracle import run_oomdrgn
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(600)]
 
 
-def _tasks(reader, core):
+def _run(reader, core, *argv):
     out = io.StringIO()
-    assert run_command(reader, build_parser().parse_args(["-c", core, "tasks"]), out) == 0
+    assert run_command(reader, build_parser().parse_args(["-c", core, *argv]), out) == 0
     return out.getvalue()
 
 
+def _tasks(reader, core):
+    return _run(reader, core, "tasks")
+
+
+#: what the dump answers with no debugger: the table and the decision, text and JSON
+COMMANDS = (("tasks",), ("tasks", "--badness"), ("victim", "--all"), ("victim", "--json"),
+            ("score",), ("kill", "VICTIM"))
+
+
 @pytest.mark.parametrize("moment", ["killed", "memcg_killed"])
-def test_table_without_a_debugger_is_drgns(kernel, moment, request, tmp_path, monkeypatch):
+def test_table_and_decision_without_a_debugger_are_drgns(kernel, moment, request, tmp_path, monkeypatch):
     art = request.getfixturevalue(moment)
     core = str(art.vmcores["elf"])
     monkeypatch.setenv("OOMDRGN_LAYOUT_CACHE", str(tmp_path))
-    drgns = _tasks(reader_for(open_program(core=core, debug_info="btf")), core)
+    drgn_reader = reader_for(open_program(core=core, debug_info="btf"))
+    victim = _run(drgn_reader, core, "victim").split()[2]  # "victim: pid N (comm) ..."
+    commands = [tuple(victim if a == "VICTIM" else a for a in c) for c in COMMANDS]
+    drgns = {c: _run(drgn_reader, core, *c) for c in commands}
     for run in ("cold", "warm"):
         opened = cached_reader(core)
         assert opened is not None
@@ -41,15 +54,21 @@ def test_table_without_a_debugger_is_drgns(kernel, moment, request, tmp_path, mo
                 else "from the layout cache") in sources, sources
         # 7.x's table sums per-CPU counters, some in vmalloc'd per-CPU chunks;
         # 6.1-arm64's kallsyms holds functions only (its data symbols recovered,
-        # no _end): read through the kernel's page tables in the dump.
-        assert _tasks(reader, core) == drgns
-        # The CLI takes that way, and says where types and symbols came from.
+        # no _end): read through the kernel's page tables in the dump. No
+        # question goes to drgn (Unanswered would fail here).
+        for c in commands:
+            assert _run(reader, core, *c) == drgns[c], c
+        # The CLI takes that way, and says where types and symbols came from
+        # (a cold run saves the layout: the next command finds it).
         cli = run_oomdrgn("-c", core, "tasks")
-        assert cli.stdout == drgns
+        assert cli.stdout == drgns[("tasks",)]
         assert f"oomdrgn: {sources}\n" in cli.stderr
         if run == "cold":
             assert "types from the kernel's BTF at" in cli.stderr, cli.stderr
             assert list(tmp_path.glob("*.json")), "the layout learnt is saved"
+        cli = run_oomdrgn("-c", core, "victim", "--all")
+        assert cli.stdout == drgns[("victim", "--all")]
+        assert "oomdrgn: no debug info: types and symbols from the layout cache" in cli.stderr
 
 
 def test_mapped_memory_is_drgns(kernel, killed, tmp_path, monkeypatch):

@@ -6,10 +6,10 @@ and constants from the build's layout cache (checked against the kernel's BTF
 in the dump as the drgn port checks it), else from the kernel's own BTF and
 kallsyms in the dump, each answer kept in the layout.
 
-It answers only what it answers exactly as the drgn ports would. Anything else
-(an address no page maps or outside the dump, a constant only drgn knows, a
-debugger hook) raises :class:`Unanswered`, and the caller opens the dump with
-drgn instead (:func:`oomdrgn.elfcore.open.cached_reader`).
+It answers only what it answers exactly as drgn's port with no debug info
+would. Anything else (an address no page maps or outside the dump, a constant
+only drgn knows, frames, symbol names) raises :class:`Unanswered`, and the
+caller opens the dump with drgn instead (:func:`oomdrgn.elfcore.open.cached_reader`).
 """
 
 from typing import Dict, List, Optional, Sequence, TYPE_CHECKING, Tuple, Union
@@ -210,10 +210,11 @@ class CachedPort(LayoutAnswers):
     def vmcoreinfo(self) -> Optional[bytes]:
         return self._text
 
-    # The debugger's hooks: a debugger's answers only ------------------------------
+    # The debugger's hooks: as drgn's port answers them with no debug info
+    # (oomdrgn.drgn.btfport.BtfPort); frames and symbol names are drgn's only.
 
     def find_task(self, pid: int) -> Optional[int]:
-        raise Unanswered("find_task")
+        return None  # no PID hash lookup: the core walks the task list
 
     def symbol_name(self, address: int) -> Optional[str]:
         raise Unanswered("symbol_name")
@@ -225,7 +226,7 @@ class CachedPort(LayoutAnswers):
         raise Unanswered("stack_frames")
 
     def oom_control(self, task: int) -> Optional[dict]:
-        raise Unanswered("oom_control")
+        return None  # the OOM's struct oom_control is DWARF's (a frame's variable)
 
     def stopped_task(self, tasks: Sequence[int]) -> Optional[int]:
-        raise Unanswered("stopped_task")
+        return None  # a vmcore: no vCPU stopped in a debugger
