@@ -53,7 +53,7 @@ def test_rodata_strings_kept(tmp_path, monkeypatch):
             return None
 
         def symbol(self, name):
-            return {"__start_rodata": (0x1000, 0), "__end_rodata": (0x1010, 0)}[name]
+            return {"__start_rodata": (0x1000, 0), "__end_rodata": (0x1010, 0)}.get(name)
 
         def read(self, address, size):
             Target.reads += 1

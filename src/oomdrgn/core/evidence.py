@@ -35,7 +35,7 @@ def counter_layout(target: Target) -> str:
 @once_per
 def rodata(target: Target) -> Optional[bytes]:
     """The kernel image's ``.rodata``: from the vmlinux file, else from memory
-    (read once per target)."""
+    (read once per target); searched for strings only."""
     path = target.vmlinux_path()
     if path:
         try:
@@ -47,8 +47,14 @@ def rodata(target: Target) -> Optional[bytes]:
     start, end = target.symbol("__start_rodata"), target.symbol("__end_rodata")
     if start is None or end is None or end[0] <= start[0]:
         return None
+    # As the file's .rodata section: without .BTF, which RO_DATA() links in
+    # before __end_rodata (half of it on 6.1: 4 of 8 MB; types, no strings).
+    parts = [(start[0], end[0])]
+    btf, stop = target.symbol("__start_BTF"), target.symbol("__stop_BTF")
+    if btf is not None and stop is not None and start[0] <= btf[0] < stop[0] <= end[0]:
+        parts = [(start[0], btf[0]), (stop[0], end[0])]
     try:
-        return target.read(start[0], end[0] - start[0])
+        return b"\0".join(target.read(a, b - a) for a, b in parts)
     except ReadError:
         return None
 
