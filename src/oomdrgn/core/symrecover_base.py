@@ -132,7 +132,8 @@ def one(c: Ctx, name: str, found: List[int], how: str,
     if len(found) == 1:
         c.keep(name, found[0], how, check, size)
     else:
-        c.out.miss(name, f"{how}: {len(found)} candidates")
+        shown = ", ".join(f"{a:#x}" for a in found[:4]) + (", ..." if len(found) > 4 else "")
+        c.out.miss(name, f"{how}: {len(found)} candidates" + (f" ({shown})" if found else ""))
 
 
 def pointers(c: Ctx, function: str) -> Set[int]:
