@@ -22,7 +22,7 @@ from .port import Fault
 if TYPE_CHECKING:
     from .kallsyms_sorted import SortedKallsyms
 
-__all__ = ["Kallsyms", "KallsymsError", "read_kallsyms", "unreadable_kallsyms"]
+__all__ = ["Kallsyms", "KallsymsError", "read_kallsyms", "unreadable_kallsyms", "walk_entries"]
 
 Read = Callable[[int, int], bytes]
 
@@ -214,7 +214,7 @@ def _tokens(table: bytes, index: Sequence[int]) -> Optional[List[str]]:
     return out
 
 
-def _walk(names: bytes, count: int, big: bool, start: int = 0) -> Optional[List[int]]:
+def walk_entries(names: bytes, count: int, big: bool, start: int = 0) -> Optional[List[int]]:
     """The offset of each entry's length in *names* (and the end, last), or None
     if the entries run past it. *big*: a length with bit 7 set takes two bytes
     (73bbb94466fd ("kallsyms: support "big" kernel symbols") (in v6.1))."""
@@ -296,12 +296,12 @@ def _entries(names: bytes, count: int, start: int, layout: _Layout,
     Lengths of 128 and more are ambiguous across v6.1 (no table says which
     encoding): the reading whose ``kallsyms_markers`` (right after the names,
     aligned; or at *markers_at*) agree wins."""
-    plain = _walk(names, count, False, start)
+    plain = walk_entries(names, count, False, start)
     if plain is not None and max(bytes(map(names.__getitem__, plain[:-1])), default=0) < 0x80:
         readings = [(plain, False)]  # no length of 128 or more: one reading
     else:
         readings = [(starts, big) for starts, big in
-                    ((_walk(names, count, True, start), True), (plain, False)) if starts]
+                    ((walk_entries(names, count, True, start), True), (plain, False)) if starts]
     k = (count + 255) >> 8
     for starts, big in readings:
         for at in ([markers_at] if markers_at is not None else

@@ -9,7 +9,7 @@ whole table is decoded only when asked for (:attr:`names`, :meth:`name_at`).
 
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .kallsyms import MAX_SYMBOL_LENGTH, Kallsyms, KallsymsError, unreadable_kallsyms
+from .kallsyms import MAX_SYMBOL_LENGTH, Kallsyms, KallsymsError, unreadable_kallsyms, walk_entries
 
 __all__ = ["SortedKallsyms", "PROBES"]
 
@@ -55,37 +55,28 @@ class SortedKallsyms(Kallsyms):
     # The entries --------------------------------------------------------------
 
     def _starts(self, block: int) -> List[int]:
-        """The offsets of the entries of *block* (256 entries), checked against
-        the next marker."""
+        """The offsets of the entries of *block* (256 entries) and where the
+        block ends, checked against the next marker."""
         starts = self._blocks.get(block)
         if starts is None:
-            names, big = self._names_blob, self._big
-            pos = self._markers[block]
-            starts = []
-            try:
-                for _ in range(min(256, self.count - (block << 8))):
-                    starts.append(pos)
-                    n = names[pos]
-                    pos += (n & 0x7F | names[pos + 1] << 7) + 2 if big and n & 0x80 else n + 1
-            except IndexError:
-                raise KallsymsError(f"kallsyms: block {block} runs past kallsyms_names") from None
-            if block + 1 < len(self._markers) and pos != self._markers[block + 1]:
+            found = walk_entries(self._names_blob, min(256, self.count - (block << 8)), self._big,
+                          self._markers[block])
+            if found is None:
+                raise KallsymsError(f"kallsyms: block {block} runs past kallsyms_names")
+            if block + 1 < len(self._markers) and found[-1] != self._markers[block + 1]:
                 raise KallsymsError(f"kallsyms: block {block} does not end at the next marker")
-            self._blocks[block] = starts
+            starts = self._blocks[block] = found
         return starts
 
     def _entry(self, i: int) -> str:
         """Entry *i* expanded: its type character, then its name."""
         if not 0 <= i < self.count:
             raise KallsymsError(f"kallsyms: kallsyms_seqs_of_names holds {i} of {self.count}")
-        pos = self._starts(i >> 8)[i & 255]
+        starts = self._starts(i >> 8)
+        pos, end = starts[i & 255], starts[(i & 255) + 1]
         names = self._names_blob
-        n = names[pos]
-        if self._big and n & 0x80:
-            n, pos = n & 0x7F | names[pos + 1] << 7, pos + 2
-        else:
-            pos += 1
-        return "".join(map(self._tokens.__getitem__, names[pos:pos + n]))
+        pos += 2 if self._big and names[pos] & 0x80 else 1  # the length: one byte or two
+        return "".join(map(self._tokens.__getitem__, names[pos:end]))
 
     def _seq(self, j: int) -> int:
         return int.from_bytes(self._seqs[3 * j:3 * j + 3], "big")
