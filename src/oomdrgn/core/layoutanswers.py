@@ -1,9 +1,10 @@
 """A target port's answers with no debug info (standard library and core only):
 the build's layout cache first, else the kernel's BTF and kallsyms, each answer
-kept in the layout. Shared by the drgn port (:class:`oomdrgn.drgn.btfport.BtfPort`)
-and the no-debugger port of ELF vmcores (:class:`oomdrgn.elfcore.cold.ColdPort`)."""
+kept in the layout; and the debugger's hooks as a port without DWARF answers
+them. Shared by the drgn port (:class:`oomdrgn.drgn.btfport.BtfPort`) and the
+no-debugger port of ELF vmcores (:class:`oomdrgn.elfcore.port.CachedPort`)."""
 
-from typing import Dict, Optional, TYPE_CHECKING, Tuple
+from typing import Dict, Optional, Sequence, TYPE_CHECKING, Tuple
 
 from .errors import EXIT_DEBUGINFO, OomdrgnError
 from .layoutcache import Layout
@@ -19,25 +20,50 @@ __all__ = ["LayoutAnswers"]
 
 class LayoutAnswers:
     """``member``, ``sizeof``, ``constant``, ``symbol`` and ``return_type`` of a
-    :class:`oomdrgn.core.port.Target`: a subclass gives ``layout``, ``kaslr``
-    (cached symbols are kept without it), ``btf``, ``kallsyms``, ``recovered``
-    (the data symbols of a kernel whose kallsyms holds functions only, or
-    None), and :meth:`constant_elsewhere`."""
+    :class:`oomdrgn.core.port.Target`, and its hooks ``find_task``,
+    ``oom_control`` and ``stopped_task``: a subclass gives ``layout``,
+    ``kaslr`` (cached symbols are kept without it), :meth:`load_types` and
+    :meth:`constant_elsewhere`."""
 
     layout: Layout
     kaslr: int
+    _types: Optional[Tuple["Btf", "Kallsyms", Optional["Recovered"]]] = None
+
+    def load_types(self) -> Tuple["Btf", "Kallsyms", Optional["Recovered"]]:
+        """The kernel's BTF, its kallsyms, and the data symbols recovered where
+        kallsyms holds functions only (else None); called once, at the first
+        question the layout does not answer."""
+        raise NotImplementedError
+
+    def _loaded(self) -> Tuple["Btf", "Kallsyms", Optional["Recovered"]]:
+        if self._types is None:
+            self._types = self.load_types()
+        return self._types
 
     @property
     def btf(self) -> "Btf":
-        raise NotImplementedError
+        return self._loaded()[0]
 
     @property
     def kallsyms(self) -> "Kallsyms":
-        raise NotImplementedError
+        return self._loaded()[1]
 
     @property
     def recovered(self) -> Optional["Recovered"]:
-        raise NotImplementedError
+        return self._loaded()[2]
+
+    # The debugger's hooks, as with no DWARF: no PID hash lookup (the core
+    # walks the task list), no frame variables (the OOM's struct
+    # oom_control), no vCPU stopped in a debugger.
+
+    def find_task(self, pid: int) -> Optional[int]:
+        return None
+
+    def oom_control(self, task: int) -> Optional[dict]:
+        return None
+
+    def stopped_task(self, tasks: Sequence[int]) -> Optional[int]:
+        return None
 
     def constant_elsewhere(self, name: str) -> Optional[int]:
         """A constant BTF does not hold (``PAGE_SHIFT``), or None."""

@@ -2,7 +2,7 @@
 function (standard library and core only): kallsyms where VMCOREINFO or the
 image's layout says, the vmlinux BTF between ``__start_BTF`` and ``__stop_BTF``
 or found in ``.rodata``. The drgn port (:mod:`oomdrgn.drgn.nodebug`) and the
-no-debugger port of ELF vmcores (:mod:`oomdrgn.elfcore.cold`) both read them so,
+no-debugger port of ELF vmcores (:mod:`oomdrgn.elfcore.port`) both read them so,
 and say the same of where they came from."""
 
 from typing import Callable, Mapping, TYPE_CHECKING, Tuple

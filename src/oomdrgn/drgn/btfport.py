@@ -4,7 +4,7 @@ itself by :mod:`oomdrgn.core.btf` and :mod:`oomdrgn.core.kallsyms`), every
 answer kept in the build's :class:`~oomdrgn.core.layoutcache.Layout`: with a
 warm cache, BTF and kallsyms are not even parsed."""
 
-from typing import Callable, List, Optional, Sequence, TYPE_CHECKING, Tuple
+from typing import Callable, List, Optional, TYPE_CHECKING, Tuple
 
 from drgn import Program
 
@@ -26,18 +26,17 @@ __all__ = ["BtfPort"]
 class BtfPort(LayoutAnswers, DrgnPort):
     """:class:`oomdrgn.core.port.Target` over a drgn program without debug info.
 
-    :param load: gives ``(btf, (kallsyms, recovered))`` when the layout cannot
+    :param load: gives ``(btf, kallsyms, recovered)`` when the layout cannot
         answer (``recovered``: the data symbols of a kernel whose kallsyms holds
         functions only, see :mod:`oomdrgn.core.symrecover`; else None)
     :param kaslr: the kernel's KASLR offset (cached symbols are kept without it)
     """
 
     def __init__(self, prog: Program,
-                 load: Callable[[], Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]]]],
+                 load: Callable[[], Tuple[Btf, Kallsyms, Optional["Recovered"]]],
                  layout: Layout, kaslr: int, vmlinux: Optional[str] = None) -> None:
         super().__init__(prog)
         self._load = load
-        self._loaded: Optional[Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]]]] = None
         self.layout = layout
         self.kaslr = kaslr
         self._vmlinux = vmlinux
@@ -45,24 +44,8 @@ class BtfPort(LayoutAnswers, DrgnPort):
         if not self.live and self._linear is None:  # drgn has no min_low_pfn without DWARF
             self.direct_map(symbol_linear_map(prog, self.symbol))
 
-    @property
-    def btf(self) -> Btf:
-        if self._loaded is None:
-            self._loaded = self._load()
-        return self._loaded[0]
-
-    @property
-    def kallsyms(self) -> Kallsyms:
-        if self._loaded is None:
-            self._loaded = self._load()
-        return self._loaded[1][0]
-
-    @property
-    def recovered(self) -> Optional["Recovered"]:
-        """The recovered data symbols (kallsyms without CONFIG_KALLSYMS_ALL), or None."""
-        if self._loaded is None:
-            self._loaded = self._load()
-        return self._loaded[1][1]
+    def load_types(self) -> Tuple[Btf, Kallsyms, Optional["Recovered"]]:
+        return self._load()
 
     def constant_elsewhere(self, name: str) -> Optional[int]:
         # What BTF has not (PAGE_SHIFT): drgn's own Linux objects, from VMCOREINFO.
@@ -70,9 +53,6 @@ class BtfPort(LayoutAnswers, DrgnPort):
 
     def vmlinux_path(self) -> Optional[str]:
         return self._vmlinux
-
-    def find_task(self, pid: int) -> Optional[int]:
-        return None  # the core walks the task list
 
     def symbol_name(self, address: int) -> Optional[str]:
         hit = self.kallsyms.name_at(address)
@@ -96,9 +76,3 @@ class BtfPort(LayoutAnswers, DrgnPort):
             self._tracer = StackTracer(self, cpu_registers(self.prog, self.arch),
                                        self.kallsyms.name_at, *unwind_layout(self))
         return self._tracer
-
-    def oom_control(self, task: int) -> Optional[dict]:
-        return None
-
-    def stopped_task(self, tasks: Sequence[int]) -> Optional[int]:
-        return None

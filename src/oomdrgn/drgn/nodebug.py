@@ -95,7 +95,7 @@ def _memory_btf(prog: Program, ks: Kallsyms, arch: str) -> Tuple[Btf, int, str]:
 
 
 def _load(prog: Program, info: dict, vmlinux: Optional[str] = None
-          ) -> Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]], int, str]:
+          ) -> Tuple[Btf, Kallsyms, Optional["Recovered"], int, str]:
     """BTF and kallsyms parsed from memory (BTF from the ``-s`` file where memory
     has none; data symbols recovered where kallsyms holds functions only), BTF's
     address in memory (0: from the file), and where from."""
@@ -123,7 +123,7 @@ def _load(prog: Program, info: dict, vmlinux: Optional[str] = None
         # Built without CONFIG_KALLSYMS_ALL (Debian's 6.1 arm64): functions only;
         # the data symbols the commands need are recovered from memory.
         recovered, symbols = recover(_reader(prog), ks, info, btf, arch, little, at, tables)
-    return btf, (ks, recovered), at, f"{types}; {symbols}"
+    return btf, ks, recovered, at, f"{types}; {symbols}"
 
 
 def _warm(prog: Program, layout: Layout, kaslr: int) -> bool:
@@ -150,25 +150,21 @@ def btf_port(prog: Program, vmlinux: Optional[str] = None,
     if preloaded is not None:  # a run of the same dump with no debugger stopped
         layout, loaded, sources = preloaded
 
-        def parsed() -> Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]]]:
-            if loaded is not None:
-                btf, ks, recovered = loaded
-                return btf, (ks, recovered)
-            btf, ks, _, _ = _load(prog, info, vmlinux)
-            return btf, ks
+        def parsed() -> Tuple[Btf, Kallsyms, Optional["Recovered"]]:
+            return loaded if loaded is not None else _load(prog, info, vmlinux)[:3]
         return BtfPort(prog, parsed, layout, kaslr, vmlinux), sources
     layout = load_layout(build_id) if use_cache else None
     if layout is not None and _warm(prog, layout, kaslr):
-        def later() -> Tuple[Btf, Tuple[Kallsyms, Optional["Recovered"]]]:
-            btf, ks, _, _ = _load(prog, info, vmlinux)
-            return btf, ks
+        def later() -> Tuple[Btf, Kallsyms, Optional["Recovered"]]:
+            return _load(prog, info, vmlinux)[:3]
         where = layout_path(build_id)
         return (BtfPort(prog, later, layout, kaslr, vmlinux),
                 f"no debug info: types and symbols from the layout cache {where} "
                 f"(checked against the kernel's BTF at {layout.btf_at + kaslr:#x})")
-    btf, ks, at, sources = _load(prog, info, vmlinux)
+    btf, ks, recovered, at, sources = _load(prog, info, vmlinux)
     layout = Layout(build_id, (at - kaslr) & (2**64 - 1),
                     btf_check(prog.read(at, CHECK_BYTES)) if at else "")
     if not use_cache or not build_id or not at:  # BTF from a file: not checkable in memory
         layout.build_id = ""  # never saved
-    return BtfPort(prog, lambda: (btf, ks), layout, kaslr, vmlinux), f"no debug info: {sources}"
+    return (BtfPort(prog, lambda: (btf, ks, recovered), layout, kaslr, vmlinux),
+            f"no debug info: {sources}")

@@ -12,7 +12,7 @@ only drgn knows, frames, symbol names) raises :class:`Unanswered`, and the
 caller opens the dump with drgn instead (:func:`oomdrgn.elfcore.open.cached_reader`).
 """
 
-from typing import Dict, List, Optional, Sequence, TYPE_CHECKING, Tuple, Union
+from typing import Dict, List, Optional, TYPE_CHECKING, Tuple, Union
 
 from ..core.errors import OomdrgnError
 from ..core.layoutanswers import LayoutAnswers
@@ -55,8 +55,6 @@ class CachedPort(LayoutAnswers):
         self.arch, self.little_endian = arch, True
         self.kaslr = int(info.get("KERNELOFFSET", "0"), 16)
         self._slice = mem.slicer()
-        self._loaded: Optional[Tuple["Btf", "Kallsyms"]] = None
-        self._recovered: Optional["Recovered"] = None
         self._walker: Union["PageWalker", None, bool] = None  # False: none here
         self.sources = ""
         # __pa_symbol(): image addresses are physical ones moved by one offset.
@@ -88,19 +86,27 @@ class CachedPort(LayoutAnswers):
         except Unanswered as e:
             raise Fault(str(e), address) from None
 
-    def _load(self) -> Tuple["Btf", "Kallsyms", int, str]:
+    def _load(self) -> Tuple[int, str]:
+        """BTF and kallsyms read (kept as :meth:`load_types` gives them): BTF's
+        address, and where types and symbols came from."""
         from ..core.selftypes import btf_source, locate_btf, parse_btf, read_symbols, recover
+        recovered = None
         try:
             ks, tables, symbols = read_symbols(self._image_read, self.info, self.little_endian)
             blob, at, how = locate_btf(self._image_read, ks)
             btf = parse_btf(blob, self.arch)
             if not ks.all_symbols:
-                self._recovered, symbols = recover(self._faulting_read, ks, self.info, btf,
-                                                   self.arch, self.little_endian, at, tables)
+                recovered, symbols = recover(self._faulting_read, ks, self.info, btf,
+                                             self.arch, self.little_endian, at, tables)
         except OomdrgnError as e:  # drgn's run says it, and what else it tried
             raise Unanswered(str(e)) from None
-        self._loaded = btf, ks
-        return btf, ks, at, f"no debug info: {btf_source(btf, at, how)}; {symbols}"
+        self._types = btf, ks, recovered
+        return at, f"no debug info: {btf_source(btf, at, how)}; {symbols}"
+
+    def load_types(self) -> Tuple["Btf", "Kallsyms", Optional["Recovered"]]:
+        self._load()
+        assert self._types is not None
+        return self._types
 
     def _faulting_read(self, address: int, size: int) -> bytes:
         """:meth:`read`, a fault where drgn's read would fault (no page, not in the dump)."""
@@ -110,7 +116,7 @@ class CachedPort(LayoutAnswers):
             raise Fault(str(e), address) from None
 
     def _new_layout(self, info: Dict[str, str]) -> Layout:
-        _, _, at, self.sources = self._load()
+        at, self.sources = self._load()
         return Layout(info.get("BUILD-ID", ""), (at - self.kaslr) & _MASK64,
                       btf_check(self._image_read(at, CHECK_BYTES)))
 
@@ -119,27 +125,7 @@ class CachedPort(LayoutAnswers):
         (:data:`oomdrgn.drgn.nodebug.PRELOADED`): the layout, the parsed BTF,
         kallsyms and recovered data symbols (None if not read), and where types
         and symbols came from."""
-        loaded = None if self._loaded is None else (*self._loaded, self._recovered)
-        return self.layout, loaded, self.sources
-
-    def _parsed(self) -> Tuple["Btf", "Kallsyms"]:
-        if self._loaded is None:
-            self._load()
-        assert self._loaded is not None
-        return self._loaded
-
-    @property
-    def btf(self) -> "Btf":
-        return self._parsed()[0]
-
-    @property
-    def kallsyms(self) -> "Kallsyms":
-        return self._parsed()[1]
-
-    @property
-    def recovered(self) -> Optional["Recovered"]:
-        self._parsed()
-        return self._recovered
+        return self.layout, self._types, self.sources
 
     def constant_elsewhere(self, name: str) -> Optional[int]:
         # What BTF has not, as drgn's Linux objects give it from VMCOREINFO.
@@ -210,11 +196,7 @@ class CachedPort(LayoutAnswers):
     def vmcoreinfo(self) -> Optional[bytes]:
         return self._text
 
-    # The debugger's hooks: as drgn's port answers them with no debug info
-    # (oomdrgn.drgn.btfport.BtfPort); frames and symbol names are drgn's only.
-
-    def find_task(self, pid: int) -> Optional[int]:
-        return None  # no PID hash lookup: the core walks the task list
+    # The debugger's hooks LayoutAnswers does not give: drgn's only.
 
     def symbol_name(self, address: int) -> Optional[str]:
         raise Unanswered("symbol_name")
@@ -224,9 +206,3 @@ class CachedPort(LayoutAnswers):
 
     def stack_frames(self, task: int) -> Optional[List[Tuple[str, int, int, bool]]]:
         raise Unanswered("stack_frames")
-
-    def oom_control(self, task: int) -> Optional[dict]:
-        return None  # the OOM's struct oom_control is DWARF's (a frame's variable)
-
-    def stopped_task(self, tasks: Sequence[int]) -> Optional[int]:
-        return None  # a vmcore: no vCPU stopped in a debugger
