@@ -5,7 +5,6 @@ at its next OOM, a few milliseconds later (a victim gone, the hog grown).
 """
 
 import argparse
-import dataclasses
 import io
 import json
 import pathlib
@@ -17,6 +16,7 @@ from oomdrgn.core.logparse import parse_log
 from oomdrgn.core.logcompare import (STATUSES, compare_report, compare_rows, comparison_as_dict,
                                format_comparison, oom_memcg)
 from oomdrgn.core.model import ReadFailure
+from oomdrgn.core.record import replace
 from oomdrgn.commands.reports import run_report
 
 LOGS = pathlib.Path(__file__).parent.parent / "data" / "logs"
@@ -58,11 +58,11 @@ def test_next_oom_table_as_current(kernel):
 def test_only_the_eras_columns_are_compared():
     # 5.10 prints T3: rss_anon/rss_file/rss_shmem are not in its table.
     _, first, _ = reports("5.10")
-    rows = [dataclasses.replace(r, rss_anon=r.rss_anon + 7, rss_shmem=3) for r in first.table.rows]
+    rows = [replace(r, rss_anon=r.rss_anon + 7, rss_shmem=3) for r in first.table.rows]
     assert compare_report(first, rows).all_same
     # 6.12 prints T4: they are.
     _, first, _ = reports("6.12")
-    rows = [dataclasses.replace(r, rss_anon=r.rss_anon + 7) for r in first.table.rows]
+    rows = [replace(r, rss_anon=r.rss_anon + 7) for r in first.table.rows]
     cmp = compare_report(first, rows)
     assert {c.status for c in cmp.rows} == {"changed"}
     assert all(c.changes == (("rss_anon", c.logged.rss_anon, c.logged.rss_anon + 7),)
@@ -73,11 +73,11 @@ def test_pid_reuse_is_not_the_same_process():
     _, first, _ = reports("6.12")
     rows = list(first.table.rows)
     i = next(i for i, r in enumerate(rows) if r.name == "pop-plain")
-    rows[i] = dataclasses.replace(rows[i], name="another")  # same pid, another process
+    rows[i] = replace(rows[i], name="another")  # same pid, another process
     cmp = compare_report(first, rows)
     got = [(c.status, c.pid, c.name) for c in cmp.rows if c.status != "same"]
     assert got == [("gone", rows[i].pid, "pop-plain"), ("new", rows[i].pid, "another")]
-    rows[i] = dataclasses.replace(first.table.rows[i], tgid=rows[i].tgid + 1000)
+    rows[i] = replace(first.table.rows[i], tgid=rows[i].tgid + 1000)
     got = [c.status for c in compare_report(first, rows).rows if c.status != "same"]
     assert got == ["gone", "new"]
 
@@ -89,7 +89,7 @@ def test_another_thread_of_the_same_process():
     rows = list(first.table.rows)
     i = next(i for i, r in enumerate(rows) if r.name == "pop-zombie-ldr")
     assert rows[i].pid != rows[i].tgid
-    rows[i] = dataclasses.replace(rows[i], pid=rows[i].pid + 1)
+    rows[i] = replace(rows[i], pid=rows[i].pid + 1)
     (c,) = [c for c in compare_report(first, rows).rows if c.status != "same"]
     assert c.status == "changed" and c.changes == (("pid", rows[i].pid - 1, rows[i].pid),)
 
@@ -140,7 +140,7 @@ def test_no_table_no_comparison():
 def test_text_and_json_renderings():
     _, first, second = reports("6.12")
     # The next OOM's rows, the hog grown by 2 MB (it may not have, between two OOMs).
-    current = [dataclasses.replace(r, total_vm=r.total_vm + 512, rss=r.rss + 512)
+    current = [replace(r, total_vm=r.total_vm + 512, rss=r.rss + 512)
                if r.name == "oomhog" else r for r in second.table.rows]
     cmp = compare_report(first, current)
     text = format_comparison(cmp)

@@ -1,8 +1,9 @@
 """``oomdrgn.core`` is pure: standard library and ``oomdrgn.core`` only.
 
 Two checks: every import statement of every module under ``core/`` (read with
-``ast``, lazy imports inside functions included) names the standard library or
-the core itself; and every module imports with ``drgn`` and ``gdb`` made
+``ast``, lazy imports inside functions included; only what mypy alone reads,
+under ``if TYPE_CHECKING:``, left out) names the standard library or the core
+itself; and every module imports with ``drgn`` and ``gdb`` made
 unimportable.
 """
 
@@ -24,9 +25,13 @@ def _modules():
 
 
 def _imports(path: Path, module: str):
-    """(line, absolute name) of every import in *path*."""
+    """(line, absolute name) of every import in *path* that runs."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            node.body = []  # never run: mypy's
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name

@@ -18,7 +18,10 @@ def add_rule_argument(parser: argparse.ArgumentParser) -> None:
 def add_subcommands(parser: argparse.ArgumentParser) -> "argparse._SubParsersAction":
     """Add the subcommands (tasks, kill, victim, score, summary, report, parse,
     oom-report, show-mem, html) to *parser*."""
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # prog given: argparse would make a help formatter to say it (and import
+    # shutil for the terminal's width), ~2 ms of each run.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                prog=parser.prog)
     p = sub.add_parser("tasks", help="the dump_tasks() table, as this kernel prints it")
     p.add_argument("--memcg", metavar="PATH",
                    help="the table a memcg OOM in this cgroup (v2 path) prints")

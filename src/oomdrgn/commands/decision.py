@@ -3,7 +3,6 @@ decision, printed (the answers come from :mod:`oomdrgn.core.oom` and
 :mod:`oomdrgn.core.decision`)."""
 
 import argparse
-import dataclasses
 import json
 from typing import Any, Optional, Sequence, TextIO, Tuple
 
@@ -15,6 +14,7 @@ from ..core.decision import (oom_badness, oom_score, oom_scores, oom_summary_lin
 from ..core.oom import (ReadError, Reader, TargetError, format_dump_tasks,
                   oom_kill_victim)
 from ..core.formats import MEMCG_PREFIX, OOM_PREFIX, format_kill_line, format_row
+from ..core.record import asdict
 from .whatif import whatif_reader
 
 __all__ = ["run_decision"]
@@ -84,7 +84,7 @@ def _victim(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
         kill = format_kill_line(reader.info.eras.kill, oom_kill_victim(reader, sel.chosen_pid),
                                 MEMCG_PREFIX if args.memcg else OOM_PREFIX)
     if args.json:
-        doc = {"kernel": _kernel_json(reader), **dataclasses.asdict(sel)}
+        doc = {"kernel": _kernel_json(reader), **asdict(sel)}
         if view is not None:
             doc.update(assumed=view.lines(args.memcg), kill_line=kill)
         _dump(doc, out)
@@ -155,7 +155,7 @@ def _kill(reader: Reader, args: argparse.Namespace, out: TextIO) -> int:
         raise OomdrgnError(str(e), EXIT_QUERY) from None
     line = format_kill_line(reader.info.eras.kill, victim, MEMCG_PREFIX if args.memcg else OOM_PREFIX)
     if args.json:
-        doc = {"kernel": _kernel_json(reader), "victim": dataclasses.asdict(victim), "line": line}
+        doc = {"kernel": _kernel_json(reader), "victim": asdict(victim), "line": line}
         json.dump(doc, out, indent=1)
         out.write("\n")
     else:

@@ -5,12 +5,12 @@ Argument parsing and printing only: the answers come from :mod:`oomdrgn.core.oom
 """
 
 import argparse
-import dataclasses
 import json
 from typing import Optional, TextIO
 
 from ..core.errors import EXIT_PARTIAL, EXIT_QUERY, EXIT_USAGE, OomdrgnError, TargetError
 from ..core.oom import Reader
+from ..core.record import asdict
 from .whatif import whatif_reader
 
 __all__ = ["run_oom_report"]
@@ -42,7 +42,7 @@ def _control(reader: Reader, args: argparse.Namespace, whatif: bool = False):
 
 
 def _control_json(oc) -> dict:
-    doc = {k: v for k, v in dataclasses.asdict(oc).items() if k not in ("logged",)}
+    doc = {k: v for k, v in asdict(oc).items() if k not in ("logged",)}
     doc["current"] = None if oc.current is None else hex(oc.current)
     return doc
 
@@ -73,7 +73,7 @@ def run_oom_report(reader: Reader, args: argparse.Namespace, out: TextIO) -> int
         sections, partial = report.sections, report.partial
     if args.json:
         doc = {"control": _control_json(oc),
-               "sections": [dataclasses.asdict(s) for s in sections]}
+               "sections": [asdict(s) for s in sections]}
         if view is not None:
             doc = {"assumed": view.lines(oc.memcg), **doc}
         json.dump(doc, out, indent=1)

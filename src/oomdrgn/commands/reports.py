@@ -10,7 +10,6 @@ Argument parsing and printing only.
 """
 
 import argparse
-import dataclasses
 import json
 import sys
 from typing import Any, List, Optional, TextIO, cast
@@ -23,6 +22,7 @@ from ..core.logged_memory import compare_logged_memory, logged_parts
 from ..core.meminfo_parse import parse_memcg, parse_show_mem
 from ..core.model import ReadFailure
 from ..core.formats import format_kill_line, format_row, format_table
+from ..core.record import asdict
 
 __all__ = ["run_report", "rerender",
            "describe_report"]
@@ -161,7 +161,7 @@ def logged_memory(parts: dict) -> dict:
             "lines": len(parts["show_mem"])}
     if parts.get("memcg") or parts.get("protection"):
         m = parse_memcg(parts.get("memcg", []) + parts.get("protection", []))
-        out["memcg"] = dataclasses.asdict(m)
+        out["memcg"] = asdict(m)
     if parts.get("slab"):
         out["slab_lines"] = len(parts["slab"]) - 1
     return out
@@ -273,7 +273,7 @@ def _report(reader: Any, args: argparse.Namespace, out: TextIO) -> int:
 def _memory_json(memory) -> dict:
     return {"args": memory.args, "note": memory.note, "counts": memory.counts(),
             "parts": {part: [{"verdict": c.verdict, "logged": c.logged, "now": c.now,
-                              "moved": [dataclasses.asdict(m) for m in c.moved],
+                              "moved": [asdict(m) for m in c.moved],
                               "notes": c.notes} for c in comparisons]
                       for part, comparisons in memory.parts.items()}}
 

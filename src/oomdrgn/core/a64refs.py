@@ -8,15 +8,16 @@ is the last one written in code order, so callers pick their event by a
 pattern and validate what it points at.
 """
 
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
+
+from .record import record
 
 __all__ = ["Ref", "refs", "Loaded"]
 
 _MASK64 = (1 << 64) - 1
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Loaded:
     """A register's value: the *size*-byte word loaded from *address*."""
 
@@ -27,7 +28,7 @@ class Loaded:
 Value = Union[int, Loaded]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Ref:
     """One use of a global: *kind* ``load``/``store`` (*size* bytes at *address*),
     ``atomic`` (an exclusive, CAS or LSE access at *address*), ``address``

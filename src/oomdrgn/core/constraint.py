@@ -6,13 +6,13 @@ Read over the port: ``node_states[N_MEMORY]``, ``pgdat->node_present_pages``,
 the OOM task's ``mems_allowed``, its cpuset's ancestors, ``tsk->mempolicy``.
 """
 
-from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
 from . import vmstat
 from .badness import global_totalpages, memcg_totalpages
 from .errors import ReadError
 from .port import Fault
+from .record import record
 
 __all__ = ["Constraint", "constrained_alloc", "oom_cpuset_eligible", "cpuset_filter", "CONSTRAINTS"]
 
@@ -21,7 +21,7 @@ CONSTRAINTS = ("CONSTRAINT_NONE", "CONSTRAINT_CPUSET", "CONSTRAINT_MEMORY_POLICY
 PF_EXITING = 0x00000004
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Constraint:
     """``oc->constraint`` and what ``constrained_alloc()`` leaves in *oc*.
 

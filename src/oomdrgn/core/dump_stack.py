@@ -12,13 +12,13 @@ OOM path), which :class:`DumpStack` says in a note that is not kernel text.
 """
 
 import re
-from dataclasses import dataclass
 from typing import List, Literal, Optional, Tuple
 
 from .errors import ReadError
 from .kstrings import find_format, read_cstring, referenced_strings
 from .oom import PF_KTHREAD
 from .port import Fault
+from .record import record
 from .taint import taint_run
 
 __all__ = ["DumpStack", "dump_stack", "dump_stack_header", "dump_stack_frames",
@@ -38,7 +38,7 @@ _GUESS = "%sCPU: %d PID: %d Comm: %.20s %s%s %s %.*s%s\n"
 _CONV = re.compile(r"%(?:\.\*s|\.\d+s|\d+phN|[sdu])")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DumpStack:
     """``dump_stack()``'s output as oomdrgn can rebuild it.
 

@@ -5,10 +5,10 @@ followed by the format (``pr_info`` -> ``"\\x016"``, ``pr_err`` -> ``"\\x013"``)
 Finding the exact format bytes there names the era without a version string.
 """
 
-from dataclasses import dataclass
 from typing import Optional
 
 from .formats import KILL_FORMATS, TABLE_FORMATS, KillFormat, TableFormat
+from .record import record
 
 __all__ = ["Eras", "detect_eras", "table_format", "kill_format"]
 
@@ -16,7 +16,7 @@ _KERN_INFO = b"\x016"
 _KERN_ERR = b"\x013"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Eras:
     table: TableFormat
     kill: KillFormat

@@ -8,7 +8,6 @@ explanation itself is made from these by :func:`oomdrgn.core.explain.explain`
 (no reads).
 """
 
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
 from .errors import ReadError, TargetError
@@ -17,6 +16,7 @@ from .mmcounters import per_cpu_ptrs, s32
 from .model import MmRecord, Selection, TaskRecord
 from .oom import Reader, task_with_mm
 from .port import Fault
+from .record import field, record
 
 __all__ = ["RawField", "ThreadCache", "ExplainFacts", "read_explain_facts", "MM_NAMES"]
 
@@ -30,7 +30,7 @@ TASK_RSS_EVENTS_THRESH = 64
 FAULT_AROUND_BYTES = 65536
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RawField:
     """One value read from memory: its C expression, address and value."""
 
@@ -40,7 +40,7 @@ class RawField:
     pointer: bool = False  # the value is an address
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ThreadCache:
     """``task->rss_stat`` of one thread whose ``task->mm`` is the mm (before
     v6.2, ``SPLIT_RSS_COUNTING``): counts not yet added to ``mm->rss_stat``."""
@@ -53,7 +53,7 @@ class ThreadCache:
     addresses: Tuple[int, ...]  # their addresses (0 where absent)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ExplainFacts:
     """Everything :func:`oomdrgn.core.explain.explain` needs, read once."""
 

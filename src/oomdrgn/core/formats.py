@@ -7,12 +7,12 @@ string.
 """
 
 import functools
-from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from .cformat import cformat, cformat_many, cformatter
 from .model import Row, Victim
+from .record import record
 
 __all__ = ["TableFormat", "KillFormat", "TABLE_FORMATS", "KILL_FORMATS",
            "format_table", "format_row", "format_rows", "format_kill_line", "K", "OOM_PREFIX",
@@ -28,7 +28,7 @@ def K(pages: int, page_shift: int) -> int:
     return pages << (page_shift - 10)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TableFormat:
     """One era of ``dump_tasks()`` output."""
 
@@ -111,7 +111,7 @@ TABLE_FORMATS = (
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KillFormat:
     """One era of the ``__oom_kill_process()`` "Killed process" line."""
 

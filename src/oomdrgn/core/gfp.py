@@ -8,7 +8,6 @@ line's era is the format found in the kernel's ``.rodata``.
 """
 
 import re
-from dataclasses import dataclass
 from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
 from .memo import once_per
@@ -17,6 +16,7 @@ from .errors import ReadError
 from .formats import bitmap_list
 from .kstrings import has_format
 from .port import Target
+from .record import record
 
 __all__ = ["GfpFlagNames", "FALLBACK_GFPFLAG_NAMES", "gfpflag_names", "format_flags",
            "format_gfp", "gfp_zone", "InvokedFormat", "INVOKED_FORMATS", "invoked_format",
@@ -173,7 +173,7 @@ def gfp_zone(target_or_reader, gfp_mask: int) -> int:
 
 # The invoked line ------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InvokedFormat:
     """One era of ``dump_header()``'s first line (``pr_warn``, KERN_WARNING).
 

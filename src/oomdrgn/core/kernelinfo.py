@@ -4,11 +4,11 @@ A backend gathers the evidence (data layout, format strings, call targets);
 the decisions are made here, once, for every backend.
 """
 
-from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from .eras import Eras, detect_eras
 from .mmcounters import COUNTER_RULES
+from .record import record
 
 __all__ = ["KernelInfo", "Evidence", "decide", "CONSUMERS"]
 
@@ -17,7 +17,7 @@ __all__ = ["KernelInfo", "Evidence", "decide", "CONSUMERS"]
 CONSUMERS = {"table": "dump_task", "kill": "__oom_kill_process", "badness": "oom_badness"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Evidence:
     """Facts a backend read from the target."""
 
@@ -34,7 +34,7 @@ class Evidence:
     badness_return: Optional[str] = None  # C return type of oom_badness()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KernelInfo:
     arch: str
     page_shift: int

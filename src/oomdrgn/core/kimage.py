@@ -9,8 +9,9 @@ import bz2
 import lzma
 import struct
 import zlib
-from dataclasses import dataclass
 from typing import List, Union
+
+from .record import record
 
 __all__ = ["BootImage", "KimageError", "boot_image", "decompress", "gnu_build_ids",
            "STDLIB_METHODS"]
@@ -33,7 +34,7 @@ _MAGICS = (
 STDLIB_METHODS = ("none", "gzip", "xz", "lzma", "bzip2")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BootImage:
     """A kernel image file: its kind, how its kernel is compressed, and the
     (still compressed) payload."""

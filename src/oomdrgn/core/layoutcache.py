@@ -12,10 +12,10 @@ symbol addresses are kept without the KASLR offset.
 import json
 import os
 import zlib
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from .port import Member
+from .record import field, record
 
 __all__ = ["Layout", "cache_dir", "layout_path", "load_layout", "save_layout", "btf_check",
            "CHECK_BYTES"]
@@ -52,7 +52,7 @@ class _Noted(dict):
         self._layout.changed = True
 
 
-@dataclass
+@record
 class Layout:
     """One build's answers. ``symbols`` hold ``(address - offset, size)`` for
     addresses in the kernel's upper half (moved by KASLR), the address itself

@@ -9,8 +9,9 @@ by shape (a zone missing on one side does not shift the rest).
 
 import difflib
 import re
-from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
+
+from .record import field, record
 
 __all__ = ["Moved", "LineComparison", "compare_lines", "line_shape", "line_values"]
 
@@ -56,7 +57,7 @@ def line_values(text: str) -> List[Tuple[str, int]]:
     return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Moved:
     label: str
     logged: int
@@ -66,7 +67,7 @@ class Moved:
         return f"{self.label} {self.logged} -> {self.now} ({self.now - self.logged:+d})"
 
 
-@dataclass
+@record
 class LineComparison:
     """One logged line (or one computed line missing from the log)."""
 

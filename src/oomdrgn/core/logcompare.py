@@ -7,12 +7,12 @@ current one ``new``). A process whose row now comes from another thread
 by tgid and name, and its ``pid`` column shows as changed.
 """
 
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .eras import table_format
 from .logparse import OomReport
 from .model import ReadFailure, Row
+from .record import record
 
 __all__ = ["RowComparison", "TableComparison", "compare_rows", "compare_report", "oom_memcg",
            "format_comparison", "comparison_as_dict", "STATUSES"]
@@ -24,7 +24,7 @@ STATUSES = ("same", "changed", "gone", "new", "unreadable")
 Value = Union[int, str]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RowComparison:
     """One process: its logged row, its current row, and what differs."""
 
@@ -37,7 +37,7 @@ class RowComparison:
     reason: Optional[str] = None  # why the current row is unreadable
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TableComparison:
     """A logged table against memory, in the log's order, then new processes."""
 

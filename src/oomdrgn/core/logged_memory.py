@@ -9,13 +9,13 @@ tell (the logged line has no counterpart now) is listed as such, never dropped.
 """
 
 import re
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from .errors import ReadError, TargetError
 from .formats import parse_bitmap_list
 from .linecompare import LineComparison, compare_lines
 from .logparse import OomReport, split_prefix
+from .record import field, record
 from .report_sections import split_report
 
 __all__ = ["MemoryComparison", "logged_parts", "kernel_texts", "compare_logged_memory",
@@ -26,7 +26,7 @@ MEMORY_PARTS = ("show_mem", "memcg", "slab", "protection")
 _CPU = re.compile(r"^CPU: (\d+) (?:UID: \d+ )?PID: (\d+) ")
 
 
-@dataclass
+@record
 class MemoryComparison:
     """Per part (``show_mem``, ``memcg``, ``slab``, ``protection``): each logged line
     beside memory now; ``args`` says what the lines were computed with."""

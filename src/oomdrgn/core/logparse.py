@@ -17,19 +17,19 @@ header, see :data:`oomdrgn.core.formats.TABLE_FORMATS`), ``dump_oom_summary()``'
 """
 
 import re
-from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .eras import kill_format
 from .model import Row, Victim
 from .formats import MEMCG_PREFIX, TABLE_FORMATS, TableFormat
+from .record import field, fields, record
 
 __all__ = ["LogLine", "InvokedLine", "TaskTable", "OomSummary", "SacrificeLine", "KillLine",
            "ExitingLine", "ReaperLine", "OomReport", "parse_log", "parse_lines",
            "split_prefix", "report_as_dict"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LogLine:
     """One input line, split into the log tool's prefix and the kernel's text."""
 
@@ -44,7 +44,7 @@ class LogLine:
         return self.prefix + self.text
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InvokedLine:
     """``"%s invoked oom-killer: gfp_mask=%#x(%pGg), order=%d, oom_score_adj=%hd"``
     (``dump_header()``; 4.9-4.20 also print ``nodemask=``, 4.4 no ``(%pGg)``)."""
@@ -58,7 +58,7 @@ class InvokedLine:
     line: LogLine
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TaskTable:
     """The ``dump_tasks()`` block. Columns the era does not print are 0 in the rows."""
 
@@ -73,7 +73,7 @@ class TaskTable:
         return next(f for f in TABLE_FORMATS if f.name == self.era)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OomSummary:
     """The ``oom-kill:`` line (``dump_oom_summary()``, v5.0+), joined if printk
     split its ``pr_cont()`` pieces over several lines."""
@@ -92,7 +92,7 @@ class OomSummary:
     lines: Tuple[LogLine, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SacrificeLine:
     """``"%s: Kill process %d (%s) score %u or sacrifice child"`` (K1, K2: before v5.1)."""
 
@@ -103,7 +103,7 @@ class SacrificeLine:
     line: LogLine
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KillLine:
     """``__oom_kill_process()``'s ``Killed process`` line.
 
@@ -117,7 +117,7 @@ class KillLine:
     line: LogLine
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ExitingLine:
     """``"%s: OOM victim %d (%s) is already exiting. Skip killing the task"`` (v5.10+)."""
 
@@ -127,7 +127,7 @@ class ExitingLine:
     line: LogLine
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ReaperLine:
     """``oom_reaper: reaped process %d (%s), now anon-rss:%lukB, ...`` or
     ``oom_reaper: unable to reap pid:%d (%s)``."""
@@ -141,7 +141,7 @@ class ReaperLine:
     line: LogLine
 
 
-@dataclass
+@record
 class OomReport:
     """One OOM kill (or attempt) as the log shows it; any part may be missing."""
 
@@ -278,7 +278,7 @@ def _row_regex(fmt: TableFormat) -> "re.Pattern":
 
 
 _ROWS = {f.name: _row_regex(f) for f in TABLE_FORMATS}
-_INT_FIELDS = [f for f in Row.__dataclass_fields__ if f != "name"]
+_INT_FIELDS = [f for f in fields(Row) if f != "name"]
 
 
 def _row(fmt: TableFormat, text: str) -> Optional[Row]:

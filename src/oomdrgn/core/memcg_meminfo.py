@@ -31,7 +31,6 @@ Which one a kernel does is read from its code (does
 *reader* is a :class:`oomdrgn.core.kernel.KernelReader`.
 """
 
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from .memo import once_per
@@ -40,6 +39,7 @@ from .codescan import calls_target
 from .errors import ReadError, TargetError
 from .memcg_stat import Stats, memcg1_stat_format, memory_stat_format
 from .port import Fault
+from .record import field, record
 
 __all__ = ["MemcgMeminfo", "mem_cgroup_print_oom_meminfo", "mem_cgroup_show_protected_memory",
            "vprintk_store_text", "record_print_text", "console_prefix_len", "ConsolePrefix",
@@ -55,7 +55,7 @@ PREFIX_MAX = {False: 32, True: 48}
 _KERN_INFO = "\x016"
 
 
-@dataclass
+@record
 class MemcgMeminfo:
     """What ``mem_cgroup_print_oom_meminfo()`` prints for one memcg.
 
@@ -126,7 +126,7 @@ def record_print_text(text: str, prefix_len: int, buf_size: int = CONSOLE_BUF) -
     return lines
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConsolePrefix:
     """What ``info_print_prefix()`` puts before each console line."""
 

@@ -12,11 +12,11 @@ lines and the ``name value`` stat lines.
 """
 
 import re
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import show_mem_formats as F
 from .cformat import cformat
+from .record import field, record
 
 __all__ = ["ParsedShowMem", "ParsedMemcg", "parse_show_mem", "parse_memcg"]
 
@@ -43,7 +43,7 @@ def _parse(fmt: str, text: str) -> Optional[List[object]]:
     return [g if c.group().endswith("s") else int(g) for g, c in zip(found.groups(), convs)]
 
 
-@dataclass
+@record
 class ParsedShowMem:
     """What a logged ``Mem-Info:`` block says, and whether it re-renders exactly."""
 
@@ -189,7 +189,7 @@ def _other_values(lines: Sequence[str]) -> dict:
     return out
 
 
-@dataclass
+@record
 class ParsedMemcg:
     """A logged memcg OOM's counters and stats."""
 

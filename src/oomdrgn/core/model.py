@@ -4,22 +4,17 @@ A backend (drgn, GDB) turns kernel objects into these; nothing here knows about
 a debugger.
 """
 
-import sys
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
+
+from .record import field, record
 
 __all__ = ["RawCounter", "MmRecord", "TaskRecord", "Row", "Victim", "ReadFailure",
            "VmTotals", "MemcgRecord", "Candidate", "Selection"]
 
 # The records made once per task (MmRecord, TaskRecord, Row, Candidate) are plain slotted
-# dataclasses, and RawCounter (four per mm) a NamedTuple: a frozen dataclass's
+# records, and RawCounter (four per mm) a NamedTuple: a frozen record's
 # __init__ costs ~3x more (object.__setattr__ per field), which showed at
 # 10,000+ tasks.
-# (mypy recognizes only dataclass itself as a dataclass decorator.)
-if TYPE_CHECKING:
-    from dataclasses import dataclass as _hot
-else:
-    _hot = dataclass(slots=True) if sys.version_info >= (3, 10) else dataclass
 
 
 class RawCounter(NamedTuple):
@@ -35,7 +30,7 @@ class RawCounter(NamedTuple):
     percpu: Optional[Tuple[int, ...]] = None
 
 
-@_hot
+@record(slots=True)
 class MmRecord:
     """What the OOM code reads of a ``struct mm_struct``."""
 
@@ -49,7 +44,7 @@ class MmRecord:
     flags: int = 0
 
 
-@_hot
+@record(slots=True)
 class TaskRecord:
     """What the OOM code reads of a ``struct task_struct``."""
 
@@ -69,7 +64,7 @@ class TaskRecord:
     oom_flag_origin: bool = False  # task->signal->oom_flag_origin
 
 
-@_hot
+@record(slots=True)
 class Row:
     """One line of ``dump_tasks()``, values as the kernel computes them."""
 
@@ -89,7 +84,7 @@ class Row:
     nr_pmds: int = 0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Victim:
     """The values ``__oom_kill_process()`` prints, already in kB where it prints kB."""
 
@@ -104,7 +99,7 @@ class Victim:
     oom_score_adj: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ReadFailure:
     """A process whose row could not be read (it is reported, not dropped)."""
 
@@ -113,7 +108,7 @@ class ReadFailure:
     address: int = 0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VmTotals:
     """Global memory sizes the OOM killer scales by (pages)."""
 
@@ -122,7 +117,7 @@ class VmTotals:
     vm_swappiness: int = 60
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MemcgRecord:
     """What ``mem_cgroup_get_max()`` reads of a ``struct mem_cgroup`` (pages)."""
 
@@ -134,7 +129,7 @@ class MemcgRecord:
     swappiness: int = 60  # mem_cgroup_swappiness(memcg)
 
 
-@_hot
+@record(slots=True)
 class Candidate:
     """One process as ``oom_evaluate_task()`` saw it."""
 
@@ -145,7 +140,7 @@ class Candidate:
     oom_score_adj: int = 0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Selection:
     """The result of ``select_bad_process()``."""
 

@@ -10,7 +10,6 @@ memory; this module decides the ``struct oom_control`` they are asked about
 """
 
 import re
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .cgroup import memcg_path
@@ -24,6 +23,7 @@ from .logparse import OomReport, parse_lines
 from .memcg_meminfo import mem_cgroup_print_oom_meminfo, mem_cgroup_show_protected_memory
 from .model import ReadFailure
 from .oom import Reader, dump_tasks, format_dump_tasks, oom_kill_victim
+from .record import field, record
 from .show_mem import show_mem
 from .slabinfo import dump_unreclaimable_slab, should_dump_unreclaim_slab
 
@@ -36,7 +36,7 @@ DEFAULT_GFP = "GFP_HIGHUSER_MOVABLE"
 _DUMP_STACK = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: ")
 
 
-@dataclass
+@record
 class OomControl:
     """The OOM's ``struct oom_control`` as far as oomdrgn can tell it.
 
@@ -58,7 +58,7 @@ class OomControl:
     logged: Optional[OomReport] = None
 
 
-@dataclass
+@record
 class Section:
     """One part of the report: its name (``invoked``, ``dump_stack``, ``show_mem``,
     ``slab``, ``memcg``, ``protection``, ``tasks``, ``summary``, ``kill``), its
@@ -71,7 +71,7 @@ class Section:
     values: dict = field(default_factory=dict)
 
 
-@dataclass
+@record
 class OomReportText:
     control: OomControl
     sections: List[Section]

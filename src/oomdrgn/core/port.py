@@ -8,10 +8,10 @@ its optional hooks (``find_task``, ``stack_functions``, ``stack_frames``,
 nothing better than the core's own walk.
 """
 
-from dataclasses import dataclass
 from typing import List, Optional, Protocol, Sequence, Tuple
 
 from .errors import ReadError
+from .record import record
 
 __all__ = ["Fault", "Member", "Target"]
 
@@ -24,7 +24,7 @@ class Fault(ReadError):
         self.address = address
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Member:
     """A struct member (or a designator such as ``rss_stat[1].count``).
 

@@ -10,11 +10,11 @@ drgn's ``get_printk_records()`` does, and reads only through
 """
 
 import builtins
-from dataclasses import dataclass
 from typing import List, Literal, Optional, Tuple
 
 from .errors import ReadError
 from .port import Fault, Target
+from .record import record
 
 __all__ = ["LogRecord", "printk_records", "console_lines"]
 
@@ -24,7 +24,7 @@ _DESC_COMMITTED, _DESC_FINALIZED = 1, 2
 _LOG_CONT = 8
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LogRecord:
     """One printk record.
 
@@ -214,16 +214,16 @@ def printk_records(target: Target) -> List[LogRecord]:
         raise ReadError(f"printk buffer of unknown layout: {e}") from None
 
 
-def _prefix(record: LogRecord, timestamps: bool, caller: bool) -> str:
+def _prefix(rec: LogRecord, timestamps: bool, caller: bool) -> str:
     prefix = ""
     if timestamps:  # printk.c print_time()
-        ns = record.timestamp
+        ns = rec.timestamp
         prefix = "[%5d.%06d]" % (ns // 1_000_000_000, ns % 1_000_000_000 // 1000)
     if caller:  # printk.c print_caller(): "[%6s]" of "T<tid>" or "C<cpu>"
-        if record.caller_tid is not None:
-            prefix += "[%6s]" % f"T{record.caller_tid}"
-        elif record.caller_cpu is not None:
-            prefix += "[%6s]" % f"C{record.caller_cpu}"
+        if rec.caller_tid is not None:
+            prefix += "[%6s]" % f"T{rec.caller_tid}"
+        elif rec.caller_cpu is not None:
+            prefix += "[%6s]" % f"C{rec.caller_cpu}"
     return prefix + " " if prefix else ""
 
 
@@ -236,8 +236,8 @@ def console_lines(records: List[LogRecord], timestamps: bool = True,
         ``CONFIG_PRINTK_CALLER`` prints it
     """
     lines: List[str] = []
-    for record in records:
-        prefix = _prefix(record, timestamps, caller)
-        text = record.text.decode("utf-8", "surrogateescape")
+    for rec in records:
+        prefix = _prefix(rec, timestamps, caller)
+        text = rec.text.decode("utf-8", "surrogateescape")
         lines.extend(prefix + line for line in text.split("\n"))
     return lines

@@ -9,8 +9,9 @@ import mmap
 import os
 import re
 from bisect import bisect_right
-from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from .record import record
 
 __all__ = ["Bank", "RawImageError", "PhysicalMemory", "parse_bank_spec", "is_bank_spec",
            "open_banks", "elf_banks", "find_vmcoreinfo", "parse_vmcoreinfo",
@@ -24,7 +25,7 @@ class RawImageError(ValueError):
     """A bank spec or image that cannot be used (the message is for the user)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Bank:
     """``size`` bytes of physical memory at ``paddr``, at ``offset`` in ``path``."""
 
@@ -194,7 +195,7 @@ class PhysicalMemory:
         self._files.clear()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VmcoreinfoHit:
     """VMCOREINFO text found in RAM: where, and the text itself."""
 

@@ -9,13 +9,13 @@ as the VMCOREINFO the kernel would have written.
 """
 
 import struct
-from dataclasses import dataclass, field
 from itertools import chain
 from typing import Dict, Iterable, Iterator, List, Optional
 
 from .elffile import elf_machine, read_section, symbol_values
 from .rawimage import (PhysicalMemory, VmcoreinfoHit, find_vmcoreinfo, parse_vmcoreinfo,
                        text_at)
+from .record import field, record
 
 _MASK = 2**64 - 1
 #: x86-64 __PAGE_OFFSET_BASE_L4: the direct map without KASLR (no page_offset_base)
@@ -44,7 +44,7 @@ class LocateError(ValueError):
     """The kernel cannot be found in the images (the message is for the user)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KernelImage:
     """What the vmlinux file says: architecture, build ID, banner and link addresses."""
 
@@ -110,7 +110,7 @@ def vmlinux_image(path: str) -> KernelImage:
                        page_size)
 
 
-@dataclass
+@record
 class Located:
     """The VMCOREINFO to open the images with, and how it was found (for stderr)."""
 

@@ -14,11 +14,11 @@ changed between eras are decided newest first (see :data:`RULES`).
 *reader* is a :class:`oomdrgn.core.kernel.KernelReader`.
 """
 
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .memo import once_per
 from . import show_mem_formats as F
+from .record import record
 from .show_mem_formats import format_labels
 from . import vmstat
 from .cformat import cformat
@@ -46,7 +46,7 @@ MIGRATE_LETTERS = (("MIGRATE_UNMOVABLE", "U"), ("MIGRATE_MOVABLE", "M"),
                    ("MIGRATE_RESERVE", "R"), ("MIGRATE_CMA", "C"), ("MIGRATE_ISOLATE", "I"))
 
 
-@dataclass
+@record
 class ShowMem:
     """``__show_mem()``'s console lines (``KERN_CONT`` pieces joined, no
     timestamps), every printed number by the kernel's names, and how the
@@ -61,7 +61,7 @@ class ShowMem:
 
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MemFormats:
     """The formats this kernel prints with (without ``KERN_`` prefixes) and
     the era facts that go with them."""

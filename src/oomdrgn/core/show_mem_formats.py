@@ -16,8 +16,9 @@ v4.12 and v4.13.9, and of RHEL 7.3's 3.10.0-514.el7.
 """
 
 import re
-from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from .record import record
 
 __all__ = ["Era", "ERAS", "Piece", "assemble", "era", "all_configs", "SHOW_NODE", "LOWMEM",
            "LOWMEM_ITEM", "BUDDY_ZONE", "BUDDY_ORDER", "BUDDY_TYPES", "BUDDY_TOTAL", "HUGETLB",
@@ -61,7 +62,7 @@ def _pieces(*items: Union[str, Tuple[str, str]]) -> Tuple[Piece, ...]:
 _THP, _SCS = "CONFIG_TRANSPARENT_HUGEPAGE", "CONFIG_SHADOW_CALL_STACK"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Era:
     """One era's formats (without ``KERN_`` prefixes; ``zone`` is ``KERN_CONT``)."""
 

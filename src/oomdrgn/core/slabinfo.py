@@ -10,7 +10,6 @@ read 0, as ``node_nr_objs()`` returns then: no cache is printed.
 *reader* is a :class:`oomdrgn.core.kernel.KernelReader`.
 """
 
-from dataclasses import dataclass
 from typing import Iterator, List
 
 from .memo import once_per
@@ -20,6 +19,7 @@ from .errors import ReadError
 from .evidence import has_member
 from .klist import list_entries
 from .port import Fault
+from .record import record
 
 __all__ = ["SlabInfo", "should_dump_unreclaim_slab", "dump_unreclaimable_slab",
            "get_slabinfo", "slab_caches", "UNRECLAIMABLE_HEADER", "UNRECLAIMABLE_NAMES",
@@ -43,7 +43,7 @@ _LRU = ("NR_ACTIVE_ANON", "NR_INACTIVE_ANON", "NR_ACTIVE_FILE", "NR_INACTIVE_FIL
         "NR_ISOLATED_ANON", "NR_ISOLATED_FILE", "NR_UNEVICTABLE")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SlabInfo:
     """``struct slabinfo`` as SLUB's ``get_slabinfo()`` fills it (the part
     ``dump_unreclaimable_slab()`` uses), with the cache's name and size."""

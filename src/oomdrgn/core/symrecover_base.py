@@ -2,7 +2,6 @@
 (:class:`Recovered`) and what a source reads and keeps through (:class:`Ctx`)
 (standard library and core only)."""
 
-from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Literal, Mapping, Optional, Set, Tuple
 
 from .a64refs import Ref, refs
@@ -10,6 +9,7 @@ from .btf import Btf
 from .kallsyms import Kallsyms
 from .kstrings import x86_64_pointers
 from .port import Fault
+from .record import field, record
 
 __all__ = ["Recovered", "Ctx", "Read", "MASK64", "one", "pointers"]
 
@@ -18,7 +18,7 @@ MASK64 = (1 << 64) - 1
 _CHUNK = 1 << 20
 
 
-@dataclass
+@record
 class Recovered:
     """What was recovered: ``symbols`` ``{name: (address, size)}`` (size 0 if
     unknown), ``how`` each was found, and ``missing`` ``{name: why}`` for

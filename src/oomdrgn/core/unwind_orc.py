@@ -18,10 +18,10 @@ frame-pointer entry) ends the trace.
 
 import struct
 from bisect import bisect_right
-from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from .port import Fault
+from .record import record
 
 __all__ = ["OrcFormat", "OrcTables", "OrcUnwinder", "orc_format", "PT_REGS_FIELDS"]
 
@@ -35,7 +35,7 @@ PT_REGS_FIELDS = ("ip", "sp", "cs", "flags", "ss", "bp", "ax", "dx", "di", "r10"
 MAX_FRAMES = 128
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OrcFormat:
     """``struct orc_entry`` of one kernel: its size and ``{field: (bit offset,
     bit size)}`` (``sp_offset``, ``bp_offset``, ``sp_reg``, ``bp_reg``,
@@ -64,7 +64,7 @@ def orc_format(bit_fields: Mapping[str, Tuple[int, int]], size: int) -> OrcForma
     return OrcFormat(size, dict(bit_fields))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OrcTables:
     """Where the kernel keeps its ORC tables (kallsyms ``__start_orc_unwind_ip``...)."""
 

@@ -19,12 +19,12 @@ is the same read as :func:`global_node_page_state`.
 once per reader and kept while it lives.
 """
 
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from .memo import once_per
 from .errors import ReadError
 from .evidence import has_member, page_shift
+from .record import record
 
 __all__ = ["ZoneRef", "global_zone_page_state", "global_node_page_state",
            "global_node_page_state_pages", "node_page_state", "node_page_state_pages",
@@ -36,7 +36,7 @@ __all__ = ["ZoneRef", "global_zone_page_state", "global_node_page_state",
 _MASK64 = (1 << 64) - 1
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ZoneRef:
     """A ``struct zone`` and where it sits: ``zone_to_nid()``, ``zone_idx()``."""
 

@@ -11,7 +11,6 @@ reader that hands the core's questions (``select_bad_process()``,
 the target's, so every question is asked exactly as without assumptions.
 """
 
-import dataclasses
 import re
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -20,6 +19,7 @@ from .constraint import Constraint
 from .errors import ReadError, TargetError
 from .model import MemcgRecord, TaskRecord, VmTotals
 from .oom import Reader, find_lock_task_mm, oom_unkillable_task
+from .record import record, replace
 
 if TYPE_CHECKING:
     from .oom_report import OomControl
@@ -33,7 +33,7 @@ OOM_SCORE_ADJ_MAX = 1000
 _PREFIX = "what-if: "
 
 
-@dataclasses.dataclass(frozen=True)
+@record(frozen=True)
 class Assumptions:
     """The changes assumed, as given on the command line.
 
@@ -109,20 +109,20 @@ def assume_task(rec: TaskRecord, adj_by_tgid: Dict[int, int]) -> TaskRecord:
     adj = adj_by_tgid.get(rec.tgid)
     if adj is None or adj == rec.oom_score_adj:
         return rec
-    return dataclasses.replace(rec, oom_score_adj=adj)
+    return replace(rec, oom_score_adj=adj)
 
 
 def assume_memcg(rec: MemcgRecord, max_pages: Dict[str, int]) -> MemcgRecord:
     """*rec* with its ``memory.max`` (pages) assumed."""
     pages = max_pages.get(_norm(rec.path))
-    return rec if pages is None else dataclasses.replace(rec, memory_max=pages)
+    return rec if pages is None else replace(rec, memory_max=pages)
 
 
 def assume_totals(totals: VmTotals, swap_pages: Optional[int]) -> VmTotals:
     """*totals* with ``total_swap_pages`` assumed."""
     if swap_pages is None:
         return totals
-    return dataclasses.replace(totals, total_swap_pages=swap_pages)
+    return replace(totals, total_swap_pages=swap_pages)
 
 
 def _norm(path: str) -> str:
@@ -214,7 +214,7 @@ class WhatIfReader:
             pages = memcg_totalpages(self.memcg(memcg), new)
         else:  # constrained_alloc(): "oc->totalpages = ... + total_swap_pages"
             pages = c.totalpages - old.total_swap_pages + new.total_swap_pages
-        return c if pages == c.totalpages else dataclasses.replace(c, totalpages=pages)
+        return c if pages == c.totalpages else replace(c, totalpages=pages)
 
     def lines(self, memcg: Optional[str] = None) -> List[str]:
         """One line per change assumed (``what-if: ...``).
@@ -338,4 +338,4 @@ def assumed_control(view: WhatIfReader, oc: "OomControl",
         chosen = select_bad_process(view, oc.memcg, oc.order == -1, c, fates=False).chosen_pid
         victim_pid = chosen if chosen is not None and chosen > 0 else None
         sources["victim"] = "select_bad_process() under the what-if"
-    return dataclasses.replace(oc, constraint=c, victim_pid=victim_pid, sources=sources)
+    return replace(oc, constraint=c, victim_pid=victim_pid, sources=sources)

@@ -7,13 +7,14 @@ log's parsed reports); :func:`oomdrgn.core.htmlpage.render_page` only lays
 them out. Nothing here reads kernel memory or computes a kernel value.
 """
 
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
+
+from ..record import field, record
 
 __all__ = ["TaskTable", "MemoryView", "MemcgNode", "LoggedReport", "View", "Page"]
 
 
-@dataclass
+@record
 class TaskTable:
     """``dump_tasks()``'s rows with what ``select_bad_process()`` made of them.
 
@@ -38,7 +39,7 @@ class TaskTable:
     explain: Dict[int, Any] = field(default_factory=dict)
 
 
-@dataclass
+@record
 class MemoryView:
     """Memory as one report prints it.
 
@@ -62,7 +63,7 @@ class MemoryView:
     note: str = ""
 
 
-@dataclass
+@record
 class MemcgNode:
     """One memory cgroup of the tree, pre-order.
 
@@ -82,7 +83,7 @@ class MemcgNode:
     note: str = ""
 
 
-@dataclass
+@record
 class LoggedReport:
     """One OOM report of the kernel's log, as ``report``/``parse`` describe it.
 
@@ -103,7 +104,7 @@ class LoggedReport:
     memory_note: str = ""
 
 
-@dataclass
+@record
 class View:
     """One picture of memory and tasks: the target now, or one logged report."""
 
@@ -114,7 +115,7 @@ class View:
     notes: List[str] = field(default_factory=list)
 
 
-@dataclass
+@record
 class Page:
     """Everything on one page.
 
