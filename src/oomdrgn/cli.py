@@ -6,6 +6,7 @@ import os
 import sys
 from typing import List, Optional, Tuple, cast
 
+from .commands.arguments import Parser
 from .commands.subcommands import add_rule_argument, add_subcommands, run_command
 from .core.errors import EXIT_INTERNAL, EXIT_USAGE, OomdrgnError
 
@@ -21,7 +22,7 @@ def _address(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="oomdrgn",
         description="What the Linux OOM killer sees, prints and would kill, "
                     "from a vmcore, the live kernel or a QEMU guest.")

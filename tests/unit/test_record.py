@@ -1,8 +1,6 @@
 """``oomdrgn.core.record``: records behave as the dataclasses they replace."""
 
 import dataclasses
-import subprocess
-import sys
 from typing import List, Optional
 
 import pytest
@@ -88,11 +86,3 @@ def test_fields_replace_asdict():
     with pytest.raises(TypeError):
         asdict(Mutable)
 
-
-def test_a_run_imports_no_dataclasses():
-    # What the records spare: the cost of dataclasses (and inspect, ast, dis).
-    code = ("import sys, oomdrgn.cli, oomdrgn.elfcore.open, oomdrgn.commands.tasks, "
-            "oomdrgn.core.oom_report, oomdrgn.core.show_mem; "
-            "print(sorted(m for m in ('dataclasses', 'inspect') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

@@ -7,7 +7,35 @@ from typing import Any, List
 from ..core.formats import parse_bitmap_list
 from ..core.mmcounters import COUNTER_RULES
 
-__all__ = ["add_subcommands", "add_rule_argument", "add_whatif_arguments"]
+__all__ = ["Parser", "add_subcommands", "add_rule_argument", "add_whatif_arguments"]
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, the terminal's width asked only when help is
+    formatted: argparse makes one per ``add_argument()`` (to check metavars),
+    each importing shutil and asking the terminal, ~2 ms of a run."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: Any = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, 80 if width is None else width)
+        self._later = width is None, max_help_position
+
+    def format_help(self) -> str:
+        later, max_help_position = self._later
+        if later:  # as HelpFormatter.__init__ sizes itself
+            import shutil
+            self._width = shutil.get_terminal_size().columns - 2
+            self._max_help_position = min(max_help_position,
+                                          max(self._width - 20, self._indent_increment * 2))
+        return super().format_help()
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` (and its subcommands') with :class:`_Formatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
 def add_rule_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--counter-rule", choices=sorted(COUNTER_RULES),
@@ -18,8 +46,7 @@ def add_rule_argument(parser: argparse.ArgumentParser) -> None:
 def add_subcommands(parser: argparse.ArgumentParser) -> "argparse._SubParsersAction":
     """Add the subcommands (tasks, kill, victim, score, summary, report, parse,
     oom-report, show-mem, html) to *parser*."""
-    # prog given: argparse would make a help formatter to say it (and import
-    # shutil for the terminal's width), ~2 ms of each run.
+    # prog given: argparse would make a help formatter to say it.
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                 prog=parser.prog)
     p = sub.add_parser("tasks", help="the dump_tasks() table, as this kernel prints it")
