@@ -45,7 +45,9 @@ class Dataclass:
 
 
 def test_init_defaults_and_factories():
+    assert Mutable.__init__.__qualname__.endswith("<locals>.__init__")  # not made yet
     m = Mutable(1)
+    assert Mutable.__init__.__qualname__ == "Mutable.__init__"  # made by the first record
     assert (m.a, m.b, m.items) == (1, "x", [])
     assert Mutable(1).items is not m.items  # a new list each
     assert Mutable(2, b="y", items=[3]).items == [3]

@@ -2,7 +2,8 @@
 cost: importing ``dataclasses`` (and the ``inspect``, ``ast`` and ``dis`` it
 imports) and processing two dozen classes took ~15 ms of a ~150 ms run.
 
-``@record`` writes ``__init__`` (one ``exec``), ``__repr__``, ``__eq__`` and,
+``@record`` writes ``__init__`` (one ``exec``, at the first record made: a
+run makes few of the classes it imports), ``__repr__``, ``__eq__`` and,
 for ``frozen=True``, ``__hash__`` and a ``__setattr__`` that refuses, from the
 class's annotated fields in order; ``slots=True`` makes a slotted class. A
 default is a value or ``field(default_factory=...)``. :func:`replace`,
@@ -63,10 +64,17 @@ def _methods(cls: type, names: Tuple[str, ...], frozen: bool) -> Dict[str, Any]:
     body += [f" _set(self, {n!r}, {n})" if frozen else f" self.{n} = {n}" for n in names]
     if "__post_init__" in cls.__dict__:
         body.append(" self.__post_init__()")
-    ns: Dict[str, Any] = {}
-    exec(f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(body) or " pass"), env, ns)
-    init = ns["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    source = f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(body) or " pass")
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        # The first record made: the class's own __init__ compiled, and set.
+        ns: Dict[str, Any] = {}
+        exec(source, env, ns)
+        init = ns["__init__"]
+        init.__qualname__ = f"{cls.__qualname__}.__init__"
+        owner = next(c for c in type(self).__mro__ if c.__dict__.get("__init__") is __init__)
+        setattr(owner, "__init__", init)
+        init(self, *args, **kwargs)
     key = attrgetter(*names) if names else (lambda self: ())
 
     def __eq__(self: Any, other: Any) -> Any:
@@ -78,7 +86,7 @@ def _methods(cls: type, names: Tuple[str, ...], frozen: bool) -> Dict[str, Any]:
         return f"{type(self).__qualname__}(" + ", ".join(
             f"{n}={getattr(self, n)!r}" for n in names) + ")"
 
-    methods: Dict[str, Any] = {"__init__": init, "__eq__": __eq__, "__repr__": __repr__}
+    methods: Dict[str, Any] = {"__init__": __init__, "__eq__": __eq__, "__repr__": __repr__}
     if frozen:
         methods["__hash__"] = lambda self: hash(key(self))
         methods["__setattr__"] = methods["__delattr__"] = _frozen_setattr
