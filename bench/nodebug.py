@@ -3,12 +3,12 @@
 table, whole process, in <= 0.5x the time of a bare ``drgn -c vmcore -s vmlinux``
 open and <= 0.3x its peak memory; a warm layout cache no slower).
 
-Usage: bench/nodebug.py VMCORE VMLINUX [--repeat 9]
+Usage: bench/nodebug.py VMCORE VMLINUX [--repeat 9] [--command tasks]
 (a vmcore of bench/scale.py's, e.g. 10k idle processes on 6.1). Each command runs
 as a whole process, the commands taking turns; prints wall-time and peak-memory
 medians and the ratios to the bare drgn open:
   drgn      drgn -q -c VMCORE -s VMLINUX -e 'prog["init_task"].pid'
-  dwarf     oomdrgn -q -c VMCORE -s VMLINUX tasks
+  dwarf     oomdrgn -q -c VMCORE -s VMLINUX tasks   (or --command's)
   btf-cold  oomdrgn -q -c VMCORE tasks   (no debug info, no layout cache)
   btf-warm  the same with the build's layout cache filled
 """
@@ -38,7 +38,9 @@ def main() -> int:
     ap.add_argument("vmcore")
     ap.add_argument("vmlinux")
     ap.add_argument("--repeat", type=int, default=9)
+    ap.add_argument("--command", default="tasks", help="the oomdrgn command (default: tasks)")
     args = ap.parse_args()
+    command = args.command.split()
     bindir = Path(sys.executable).parent
     drgn = shutil.which("drgn", path=str(bindir)) or "drgn"
     oomdrgn = [sys.executable, "-m", "oomdrgn.cli", "-q"]
@@ -49,9 +51,9 @@ def main() -> int:
     commands = {
         "drgn": ([drgn, "-q", "-c", args.vmcore, "-s", args.vmlinux, "-e",
                   "prog['init_task'].pid"], env),
-        "dwarf": ([*oomdrgn, "-c", args.vmcore, "-s", args.vmlinux, "tasks"], env),
-        "btf-cold": ([*oomdrgn, "-c", args.vmcore, "tasks"], cold_env),
-        "btf-warm": ([*oomdrgn, "-c", args.vmcore, "tasks"], warm_env),
+        "dwarf": ([*oomdrgn, "-c", args.vmcore, "-s", args.vmlinux, *command], env),
+        "btf-cold": ([*oomdrgn, "-c", args.vmcore, *command], cold_env),
+        "btf-warm": ([*oomdrgn, "-c", args.vmcore, *command], warm_env),
     }
     # As pip installs a package: its bytecode compiled (drgn's is); an editable
     # checkout run with PYTHONDONTWRITEBYTECODE would compile every module each run.
@@ -72,7 +74,7 @@ def main() -> int:
     finally:
         shutil.rmtree(warm, ignore_errors=True)
     base_w, base_p = statistics.median(walls["drgn"]), statistics.median(peaks["drgn"])
-    print(f"{Path(args.vmcore).name}: medians of {args.repeat}, whole process")
+    print(f"{Path(args.vmcore).name}, {args.command}: medians of {args.repeat}, whole process")
     for name in commands:
         w, p = statistics.median(walls[name]), statistics.median(peaks[name])
         print(f"  {name:9s} {w:.3f} s ({w / base_w:.2f}x drgn)  peak {p:.0f} MiB "
