@@ -88,3 +88,15 @@ def test_fields_replace_asdict():
     with pytest.raises(TypeError):
         asdict(Mutable)
 
+
+
+def test_mistakes_refused_where_the_class_is_written():
+    with pytest.raises(ValueError, match="mutable default"):
+        @record
+        class Shared:
+            items: List[int] = []
+    with pytest.raises(TypeError, match="without a default after one"):
+        @record
+        class Order:
+            a: int = 0
+            b: int

@@ -50,11 +50,20 @@ def _methods(cls: type, names: Tuple[str, ...], frozen: bool) -> Dict[str, Any]:
     defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
     env: Dict[str, Any] = {"_set": object.__setattr__}
     params, body = [], []
+    defaulted = False
     for n in names:
-        value = defaults.get(n, env)  # env: no default
-        if value is env:
+        value = defaults.get(n, _MISSING)
+        if value is _MISSING:
+            if defaulted:
+                raise TypeError(f"{cls.__qualname__}.{n}: a field without a default "
+                                "after one with a default")
             params.append(n)
-        elif isinstance(value, _Factory):
+            continue
+        defaulted = True
+        if isinstance(value, (list, dict, set)):  # as dataclasses refuse them
+            raise ValueError(f"{cls.__qualname__}.{n}: a mutable default: use "
+                             "field(default_factory=...)")
+        if isinstance(value, _Factory):
             env[f"_f_{n}"], env["_MISSING"] = value.make, _MISSING
             params.append(f"{n}=_MISSING")
             body.append(f" if {n} is _MISSING: {n} = _f_{n}()")
