@@ -170,7 +170,7 @@ def _without_debugger(args: argparse.Namespace) -> Tuple[Optional[int], Optional
 def run() -> int:
     """The ``oomdrgn`` command: :func:`main`; then, the process ending, what
     the run made is left out of the interpreter's last garbage collection (a
-    pass over every object still held, BTF's and the table's: ~10 ms of a
+    pass over every object still held, BTF's and the table's: ~7 ms of a
     10,000-process run). Everything is still freed and closed as usual."""
     status = main()
     gc.freeze()

@@ -2,7 +2,7 @@
 commands themselves load when one runs), for the CLI, ``%oom`` and ``lx-oom``."""
 
 import argparse
-from typing import Any, List
+from typing import Any, List, Optional
 
 from ..core.formats import parse_bitmap_list
 from ..core.mmcounters import COUNTER_RULES
@@ -16,7 +16,7 @@ class _Formatter(argparse.HelpFormatter):
     each importing shutil and asking the terminal, ~2 ms of a run."""
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: Any = None) -> None:
+                 width: Optional[int] = None) -> None:
         super().__init__(prog, indent_increment, max_help_position, 80 if width is None else width)
         self._later = width is None, max_help_position
 
@@ -36,6 +36,7 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
+
 
 def add_rule_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--counter-rule", choices=sorted(COUNTER_RULES),
