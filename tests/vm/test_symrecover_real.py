@@ -148,7 +148,7 @@ def test_unrecovered_symbol_fails_closed(kernel, dump):
     rec = Recovered(dict(dump.recovered.symbols), dict(dump.recovered.how), {})
     del rec.symbols["init_task"]
     rec.missing["init_task"] = "export table: not the idle task"
-    port = BtfPort(dump.prog, lambda: (dump.btf, (dump.text, rec)),
+    port = BtfPort(dump.prog, lambda: (dump.btf, dump.text, rec),
                    Layout("", 0, ""), dump.kaslr)
     with pytest.raises(OomdrgnError) as e:
         port.symbol("init_task")
