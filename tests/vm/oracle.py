@@ -1,11 +1,30 @@
 """Helpers for the real-kernel tests."""
 
+import re
 import shutil
 import tempfile
+from typing import List, Optional
 
 from ..runner import run_oomdrgn  # noqa: F401  (the real-kernel tests take it from here)
 
 FORMATS = ("elf", "kdump-zlib")  # every moment is dumped in both of QEMU's formats
+_CPU = re.compile(r"^CPU: (\d+) ")
+PANIC = "Kernel panic - not syncing"
+
+
+def header_cpu(line: str) -> int:
+    """N of a ``dump_stack()`` header's ``CPU: N ...`` line."""
+    return int(_CPU.match(line)[1])
+
+
+def panic_cpu(lines: List[str]) -> Optional[int]:
+    """The CPU ``panic()`` ran on, from the ``dump_stack()`` header it printed
+    after its last ``Kernel panic - not syncing`` line (None: no panic). The
+    panicking task stays there (``vpanic()`` disables preemption first), so a
+    dump taken at the panic holds it as its ``task_cpu``; a move since the
+    OOM's own header is proven where the two CPUs differ."""
+    starts = [i for i, line in enumerate(lines) if line.startswith(PANIC)]
+    return header_cpu(lines[starts[-1] + 1]) if starts else None
 
 
 def check_fast_path(vmcore, vmlinux, percpu: bool) -> None:

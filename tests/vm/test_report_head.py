@@ -9,6 +9,12 @@ oom_control`` where drgn can read it, else from the kernel's line), and
 dump's own printk records (the report of this moment is the last one there),
 each also found on the console. The frames are the task's stack at the dump, so
 only the callers of ``out_of_memory()`` (the same return addresses) are compared.
+
+At the panic moment the OOM task may have run on another CPU when
+``dump_header()`` printed (7.x, ``PREEMPT(lazy)``, seen in CI): ``panic()``
+prints its own header with the CPU it runs on (preemption off from its start),
+which must be the dump's ``task_cpu``; the OOM's header must then be ours at the
+CPU it printed, every other byte equal.
 """
 
 import pytest
@@ -21,6 +27,8 @@ from oomdrgn.core.printk_ring import console_lines, printk_records
 from oomdrgn.drgn.backend import reader_for
 from oomdrgn.drgn.program import open_program
 
+from .oracle import PANIC, header_cpu
+
 pytestmark = pytest.mark.vm
 
 SCENARIOS = ("killed", "panic", "memcg_killed")
@@ -29,8 +37,8 @@ SCENARIOS = ("killed", "panic", "memcg_killed")
 class Moment:
     """One dump: its reader, the OOM's current and the kernel's report head."""
 
-    def __init__(self, kernel, art):
-        self.art = art
+    def __init__(self, kernel, scenario, art):
+        self.art, self.scenario = art, scenario
         self.prog = open_program(core=str(art.vmcores["elf"]), vmlinux=[str(kernel.vmlinux)])
         self.reader = reader_for(self.prog)
         self.ring = console_lines(printk_records(self.reader.target), timestamps=False)
@@ -39,6 +47,9 @@ class Moment:
         self.rec = self.reader.task(self.task)
         self.cpu = task_cpu(self.reader, self.task)
         (self.invoked,) = [r.invoked for r in parse_lines(self.ring[self.first:self.first + 1])]
+        #: what panic() printed after its first line, its dump_stack() (None: no panic)
+        at = [i for i, line in enumerate(self.ring) if line.startswith(PANIC)]
+        self.after_panic = self.ring[at[-1] + 1:] if at else None
 
     def after_invoked(self):
         """The ring's lines after the first line (and its COMPACTION warning)."""
@@ -56,7 +67,7 @@ def moment(request, kernel, open_dumps):
     if key not in open_dumps:
         for other in [k for k in open_dumps if k[0] != kernel.name]:
             del open_dumps[other]  # one kernel's dumps open at a time
-        open_dumps[key] = Moment(kernel, request.getfixturevalue(request.param))
+        open_dumps[key] = Moment(kernel, request.param, request.getfixturevalue(request.param))
     return open_dumps[key]
 
 
@@ -95,6 +106,16 @@ def test_oom_control_hook_where_drgn_reads_it(moment):
 def test_dump_stack_header_equals_the_kernels(moment):
     header = dump_stack_header(moment.reader, moment.task, moment.cpu)
     printed = moment.after_invoked()[:len(header)]
+    assert (moment.after_panic is not None) == (moment.scenario == "panic")
+    if moment.after_panic is not None:  # panic()'s own header: the CPU at the panic
+        assert header == moment.after_panic[:len(header)]
+    cpu = header_cpu(printed[0])
+    if cpu != moment.cpu:
+        # The task moved between dump_header() and panic(): proven above (panic()
+        # printed the dump's CPU); a kill moment's dump is the report's own CPU.
+        assert moment.after_panic is not None, (cpu, moment.cpu)
+        header = dump_stack_header(moment.reader, moment.task, cpu)
+        print(f"\n{moment.art.kernel}: the OOM task printed on CPU {cpu}, panicked on {moment.cpu}")
     assert header == printed
     for line in header:
         assert line in moment.art.console_lines

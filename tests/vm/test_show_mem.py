@@ -20,11 +20,12 @@ The arguments of ``show_mem()`` come from what the kernel printed: the
 """
 
 import re
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import pytest
 
 from oomdrgn.core import show_mem as sm
+from oomdrgn.core.dump_stack import task_cpu
 from oomdrgn.drgn.backend import reader_for
 from oomdrgn.drgn.program import open_program
 from oomdrgn.core.formats import parse_bitmap_list
@@ -32,7 +33,7 @@ from oomdrgn.core.gfp import gfp_zone
 from oomdrgn.core.show_mem import show_mem
 from oomdrgn.core.slabinfo import dump_unreclaimable_slab, should_dump_unreclaim_slab
 
-from .oracle import FORMATS
+from .oracle import FORMATS, panic_cpu
 from .showmem_proof import assert_same_or_moved
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(300)]
@@ -42,6 +43,7 @@ NUMA_KERNELS = ("7.x",)
 _REPORT_END = ("Tasks state", "Unreclaimable slab info:", "excessive unreclaimable slab",
                "Memory cgroup min protection", "[  pid  ]")
 _CPU = re.compile(r"^CPU: (\d+) (?:UID: \d+ )?PID: \d+ ")
+_LOCAL_PCP = re.compile(r" local_pcp:\d+kB")
 
 
 # What the kernel printed --------------------------------------------------------------
@@ -104,18 +106,47 @@ def oom_task_mems_allowed(reader) -> List[int]:
 # Proofs that a panic dump's value moved after it was printed ------------------------
 
 
-def _present_cpus_lines(reader, args: dict, mems: List[int]) -> Optional[List[str]]:
-    """The lines counted over the present CPUs, if the dump's online mask lost
-    some of them (panic(): smp_send_stop() takes the other CPUs offline)."""
+def _present_cpus_lines(reader, count: Callable[[], List[str]]) -> Optional[List[str]]:
+    """``count()`` over the present CPUs, if the dump's online mask lost some
+    of them (panic(): smp_send_stop() takes the other CPUs offline)."""
     online, present = reader.cpus("online"), reader.cpus("present")
     if set(online) >= set(present):
         return None
     real = reader.cpus
     reader.cpus = lambda which: real("present" if which == "online" else which)
     try:
-        return ours(reader, args, mems).lines
+        return count()
     finally:
         del reader.cpus
+
+
+def _printing_cpus(lines: List[str], args: dict, at_call) -> List[int]:
+    """The CPUs the OOM task is shown on while it printed ``Mem-Info:``: its
+    ``CPU: N`` header's, the one at ``__show_mem()``'s call (*at_call*, the
+    dump there) and the one ``panic()`` printed (the task moved since, where
+    it differs: seen on 7.x, ``PREEMPT(lazy)``)."""
+    cpus = {args["cpu"], task_cpu(at_call, at_call.current_task()), panic_cpu(lines)}
+    return sorted(c for c in cpus if c is not None)
+
+
+def _on_cpus(count: Callable[[dict], List[str]], args: dict, cpus: List[int],
+             printed: List[str]) -> List[str]:
+    """``count(args)``, each zone line taken as counted on another of *cpus*
+    where that one's ``local_pcp`` is the printed one: it is the page list of
+    the CPU that printed the line (``this_cpu_read()``); nothing else depends
+    on the CPU (asserted)."""
+    out = count(args)
+    for c in cpus:
+        if c == args["cpu"]:
+            continue
+        for i, line in enumerate(count({**args, "cpu": c})):
+            assert _LOCAL_PCP.sub("", line) == _LOCAL_PCP.sub("", out[i])
+            pcp = _LOCAL_PCP.search(line)
+            if (pcp and i < len(printed) and _LOCAL_PCP.search(out[i])[0] != pcp[0]
+                    and _LOCAL_PCP.search(printed[i])[0] == pcp[0]):
+                print(f"\n{line.split(' free:')[0]}: printed on CPU {c}, not {args['cpu']}")
+                out[i] = line
+    return out
 
 
 # Tests --------------------------------------------------------------------------------
@@ -138,18 +169,21 @@ def test_panic_show_mem_is_the_kernels_or_moved(kernel, panic, programs, fmt):
     prog, reader = programs(kernel, panic, fmt)
     printed, _, args = report(panic.console_lines, reader)
     mems = oom_task_mems_allowed(reader)
-    got = ours(reader, args, mems).lines
+    # The dump at dump_header()'s call of __show_mem(): the memory the kernel
+    # began to print from, and the CPU the task was on then.
+    at_call = reader_for(open_program(core=str(panic.print_vmcores["elf"]),
+                                      vmlinux=[str(kernel.vmlinux)]))
+    cpus = _printing_cpus(panic.console_lines, args, at_call)
+    got = _on_cpus(lambda a: ours(reader, a, mems).lines, args, cpus, printed)
     if got == printed:
         return
     # The other CPUs left the online mask at the panic: counted over the
     # present CPUs (their page lists untouched), the lines must be the printed ones.
-    present = _present_cpus_lines(reader, args, mems)
+    present = _present_cpus_lines(
+        reader, lambda: _on_cpus(lambda a: ours(reader, a, mems).lines, args, cpus, printed))
     if present is not None:
         got = present
-    # Counted from the dump at dump_header()'s call of __show_mem(), the same
-    # arguments: the memory the kernel began to print from.
-    at_call = open_program(core=str(panic.print_vmcores["elf"]), vmlinux=[str(kernel.vmlinux)])
-    before = ours(reader_for(at_call), args, mems).lines
+    before = _on_cpus(lambda a: ours(at_call, a, mems).lines, args, cpus, printed)
     assert_same_or_moved(prog, reader, panic, printed, got, before)
 
 
