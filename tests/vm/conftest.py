@@ -18,8 +18,8 @@ import pytest
 from oomdrgn.drgn.backend import reader_for
 from oomdrgn.drgn.program import open_program
 
-from oomdrgn.testing.harness import (ARM64_KERNEL_NAMES, KERNEL_NAMES, Member, kernel_paths,
-                                    kill_moment, panic_snapshot)
+from oomdrgn.testing.harness import (ARM64_KERNEL_NAMES, FLAVOUR_KERNEL_NAMES, KERNEL_NAMES,
+                                    Member, kernel_paths, kill_moment, panic_snapshot)
 from oomdrgn.testing.harness.scenarios import (idle_scores, memcg_kill_moment, memcg_panic,
                                                numa_kill_moment, slab_kill_moment,
                                                sysrq_kill_moment)
@@ -47,7 +47,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "arch(machine): the test runs on that "
                             "architecture's kernels only (x86_64, aarch64)")
     config.addinivalue_line("markers", "kernels(*names): the test runs on these "
-                            "kernels only (a scenario too costly for all)")
+                            "kernels only (a scenario too costly for all, or Debian's "
+                            "other flavours: FLAVOUR_KERNEL_NAMES)")
 
 
 def pytest_generate_tests(metafunc):
@@ -59,6 +60,7 @@ def pytest_generate_tests(metafunc):
              else KERNELS_BY_ARCH[marker.args[0]])
     only = metafunc.definition.get_closest_marker("kernels")
     if only is not None:  # a scenario run on a few kernels (suite time): no skips
+        names = names + (FLAVOUR_KERNEL_NAMES if marker is None else ())
         unknown = set(only.args) - set(names)
         assert not unknown, f"kernels marker names unknown kernels {sorted(unknown)}"
         names = [n for n in names if n in only.args]

@@ -435,15 +435,21 @@ class KernelReader:
         sym = self.target.symbol(name)
         if sym is None:
             return None
-        try:
-            # struct mutex's owner (atomic_long_t) since 3ca0ff571b09 ("locking/mutex:
-            # Rework mutex::owner") (in v4.10): the owning task_struct, its low
-            # three bits the MUTEX_FLAG_* bits. (PREEMPT_RT's mutex wraps an
-            # rt_mutex: no such member, cannot tell.)
-            off = self.offset("struct mutex", "owner")
-            return self.memory.read_word(sym[0] + off) & ~0x7 & _MASK64
-        except (LookupError, Fault):
-            return None
+        # struct mutex's owner (atomic_long_t) since 3ca0ff571b09 ("locking/mutex:
+        # Rework mutex::owner") (in v4.10): the owning task_struct, its low
+        # three bits the MUTEX_FLAG_* bits. PREEMPT_RT's mutex is an rt_mutex
+        # since bb630f9f7a7d ("locking/rtmutex: Add mutex variant for RT") (in
+        # v5.15): rtmutex.owner, its low bit RT_MUTEX_HAS_WAITERS (rt_mutex_owner()).
+        for designator, flags in (("owner", 0x7), ("rtmutex.owner", 0x1)):
+            try:
+                off = self.offset("struct mutex", designator)
+            except LookupError:
+                continue
+            try:
+                return self.memory.read_word(sym[0] + off) & ~flags & _MASK64
+            except Fault:
+                return None
+        return None
 
     def mems_allowed(self, task: int) -> List[int]:
         m = self.target.member("struct task_struct", "mems_allowed.bits")

@@ -25,6 +25,10 @@ CACHE_VERSION=2
 # lzo-rle is zram's default compressor on 5.10/6.1, where it goes through the
 # crypto API (crypto/lzo-rle.ko); 6.12+ link their zram backends into zram.ko.
 WANT_MODULES="qemu_fw_cfg pvpanic pvpanic_mmio pvpanic_pci zram lzo_rle"
+# The live guest's disks: NVMe and ext4 (ext4's checksums need crc32c), built
+# into the cloud kernels (nothing copied), modules of the other flavours
+# (amd64, rt-amd64).
+WANT_MODULES="$WANT_MODULES nvme ext4 crc32c_generic"
 # arm64 guests (-M virt) have one serial port, the kernel console: the harness's
 # shell runs on a virtio console (hvc0), which the 6.1 arm64 kernel builds as
 # modules (virtio_console, virtio_pci and their dependencies).

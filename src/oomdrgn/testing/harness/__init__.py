@@ -8,7 +8,8 @@ arm64 kernels ``qemu-system-aarch64``, ``aarch64-linux-gnu-gcc`` (static),
 from .dumps import open_vmcore, unflatten
 from .gdbstub import GdbStub, symbol_address
 from .initramfs import build_initramfs, compile_workloads
-from .kernels import ARM64_KERNEL_NAMES, KERNEL_NAMES, HarnessError, KernelPaths, kernel_paths
+from .kernels import (ALL_KERNEL_NAMES, ARM64_KERNEL_NAMES, FLAVOUR_KERNEL_NAMES, KERNEL_NAMES,
+                      HarnessError, KernelPaths, kernel_paths)
 from .population import (DEFAULT_POPULATION, Member, in_cgroup, setup_cgroups, start_hog,
                          start_population, stop_khugepaged)
 from .qemu import Guest, strip_timestamp
@@ -17,7 +18,7 @@ from .scenarios import (IDLE_POPULATION, MEMCG_POPULATION, SWAP_POPULATION, Arti
                         memcg_report, oom_table, panic_snapshot, summary_line, sysrq_table)
 
 __all__ = [
-    "ARM64_KERNEL_NAMES", "Artifacts", "DEFAULT_POPULATION", "GdbStub", "Guest", "HarnessError", "IDLE_POPULATION",
+    "ALL_KERNEL_NAMES", "ARM64_KERNEL_NAMES", "FLAVOUR_KERNEL_NAMES", "Artifacts", "DEFAULT_POPULATION", "GdbStub", "Guest", "HarnessError", "IDLE_POPULATION",
     "KERNEL_NAMES", "KernelPaths", "MEMCG_POPULATION", "Member", "SWAP_POPULATION",
     "build_initramfs", "compile_workloads", "idle_scores", "in_cgroup", "kernel_paths",
     "kill_line", "kill_moment", "memcg_kill_moment", "memcg_panic", "memcg_report", "oom_table",

@@ -9,8 +9,7 @@ import argparse
 import sys
 from typing import Callable, Dict, List, Optional
 
-from .kernels import (ARM64_KERNEL_NAMES, KERNEL_NAMES, HarnessError, fetch_kernels,
-                      kernel_paths)
+from .kernels import ALL_KERNEL_NAMES, HarnessError, fetch_kernels, kernel_paths
 from .qemu import Guest
 from .scenarios import (SWAP_POPULATION, Artifacts, idle_scores, kill_moment, memcg_kill_moment,
                         memcg_panic, panic_snapshot, sysrq_table)
@@ -64,9 +63,9 @@ def _fetch(argv: List[str]) -> int:
         description="Fetch Debian kernels and their debug vmlinux into the user cache "
                     "(the packaged fetch-kernels.sh; idempotent).")
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"default all: {' '.join(KERNEL_NAMES + ARM64_KERNEL_NAMES)}")
+                        help=f"default all: {' '.join(ALL_KERNEL_NAMES)}")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.names) - set(KERNEL_NAMES + ARM64_KERNEL_NAMES))
+    unknown = sorted(set(args.names) - set(ALL_KERNEL_NAMES))
     if unknown:
         parser.error(f"unknown kernel {unknown[0]!r}")
     try:
@@ -89,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "sysrq: sysrq-f, dump after the kill line; "
                              "shell: boot and hand over the ttyS1 shell "
                              "(fetch [NAME...]: see fetch --help)")
-    parser.add_argument("kernel", choices=KERNEL_NAMES + ARM64_KERNEL_NAMES)
+    parser.add_argument("kernel", choices=ALL_KERNEL_NAMES)
     parser.add_argument("--out", help="directory to keep everything in (default /tmp/oomdrgn-*)")
     parser.add_argument("--format", default="elf", choices=["elf", "kdump-zlib"])
     parser.add_argument("--gdb", action="store_true", help="shell: open a gdbstub too")

@@ -4,9 +4,10 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
-__all__ = ["ARM64_KERNEL_NAMES", "FETCH_COMMAND", "KERNEL_NAMES", "KernelPaths", "HarnessError",
+__all__ = ["ALL_KERNEL_NAMES", "ARM64_KERNEL_NAMES", "FETCH_COMMAND", "FLAVOUR_KERNEL_NAMES",
+           "KERNEL_NAMES", "KernelPaths", "HarnessError",
            "cache_dir", "fetch_kernels", "kernel_paths", "vm_images_dir"]
 
 #: How a user fetches kernels (also from an installed package, no checkout).
@@ -42,25 +43,33 @@ def fetch_kernels(names: Sequence[str] = ()) -> int:
     return subprocess.run(["bash", str(script), *names], env=env).returncode
 
 
-def _read_list() -> Dict[str, str]:
-    """``{name: Debian architecture}`` from ``kernels.list`` (``name arch suite
-    [flavour] line``)."""
+def _read_list() -> Dict[str, Tuple[str, str]]:
+    """``{name: (Debian architecture, flavour)}`` from ``kernels.list``
+    (``name arch suite [flavour] line``; no flavour: ``cloud-<arch>``)."""
     try:
         text = (vm_images_dir() / "kernels.list").read_text()
     except HarnessError:
-        return {"5.10": "amd64", "6.1": "amd64", "6.12": "amd64", "7.x": "amd64",
-                "6.1-arm64": "arm64", "6.12-arm64": "arm64", "6.12-arm64-16k": "arm64"}
+        return {"5.10": ("amd64", "cloud-amd64"), "6.1": ("amd64", "cloud-amd64"),
+                "6.12": ("amd64", "cloud-amd64"), "7.x": ("amd64", "cloud-amd64"),
+                "6.1-arm64": ("arm64", "cloud-arm64"), "6.12-arm64": ("arm64", "cloud-arm64"),
+                "6.12-arm64-16k": ("arm64", "arm64-16k")}
     rows = (line.split() for line in text.splitlines()
             if line.strip() and not line.startswith("#"))
-    return {row[0]: row[1] for row in rows}
+    return {row[0]: (row[1], row[3] if row[3] != "deb" else f"cloud-{row[1]}") for row in rows}
 
 
-_ARCHES = _read_list()
-#: The x86-64 kernels (``amd64`` in ``kernels.list``): what ``tests/vm`` runs on.
-KERNEL_NAMES = tuple(n for n, a in _ARCHES.items() if a == "amd64")
+_KERNELS = _read_list()
+#: The x86-64 cloud kernels (``amd64`` in ``kernels.list``): what ``tests/vm`` runs on.
+KERNEL_NAMES = tuple(n for n, (a, f) in _KERNELS.items() if a == "amd64" and f == "cloud-amd64")
 #: The arm64 kernels, booted under ``qemu-system-aarch64 -M virt`` (``tests/arm64``):
 #: cloud kernels (4 KiB pages) and ``6.12-arm64-16k`` (16 KiB pages).
-ARM64_KERNEL_NAMES = tuple(n for n, a in _ARCHES.items() if a == "arm64")
+ARM64_KERNEL_NAMES = tuple(n for n, (a, _) in _KERNELS.items() if a == "arm64")
+#: Debian's other x86-64 flavours (``rt-amd64``): run by the tests that name them
+#: (``tests/vm/test_flavours.py``), not by the whole suite.
+FLAVOUR_KERNEL_NAMES = tuple(n for n, (a, f) in _KERNELS.items()
+                             if a == "amd64" and f != "cloud-amd64")
+#: Every kernel of ``kernels.list``.
+ALL_KERNEL_NAMES = tuple(_KERNELS)
 
 
 @dataclass(frozen=True)
