@@ -7,7 +7,10 @@ equal the lines each real kernel printed in its global OOM report.
   moved: the panic took the other CPUs offline (their per-CPU page lists
   intact: counted over the present CPUs the lines are the printed ones), or a
   counter moved by the same number of pages in the global, node and zone lines
-  while another task ran after the report was printed.
+  while another task ran after the report was printed. A zone line's
+  ``local_pcp`` may be another CPU's where the task is shown to have moved
+  (``panic()`` printed another CPU than its ``CPU: N`` header: 7.x,
+  ``PREEMPT(lazy)``).
 * ``slab`` (:func:`slab_kill_moment`: unreclaimable slab above the LRU pages):
   ``Unreclaimable slab info:`` and every cache line, on 6.1, 7.x, 6.12-arm64.
 * ``numa`` (:func:`numa_kill_moment`: two nodes, the hog confined to node 0 by
