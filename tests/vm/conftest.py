@@ -114,8 +114,9 @@ KILL_TAINT = 1 << 9 | 1 << 12
 killed = _scenario_fixture(
     "killed", kill_moment,
     "Dumped at a hardware breakpoint on __oom_kill_process, then the real kill line; "
-    "the kernel tainted W and O first.",
-    population=KILL_POPULATION, taint=KILL_TAINT)
+    "the kernel tainted W and O first; also dumped (ELF, print_vmcores) where "
+    "dump_header() calls __show_mem().",
+    population=KILL_POPULATION, taint=KILL_TAINT, show_mem_moment=True)
 memcg_panicked = _scenario_fixture(
     "memcg_panicked", memcg_panic,
     "A memcg OOM in /job (nested groups, processes outside too) with vm.panic_on_oom=2: "
@@ -123,8 +124,10 @@ memcg_panicked = _scenario_fixture(
 memcg_killed = _scenario_fixture(
     "memcg_killed", memcg_kill_moment,
     "A memcg OOM dumped at __oom_kill_process, then the kernel's memcg kill line.")
-slab = _scenario_fixture("slab", slab_kill_moment, ":func:`slab_kill_moment`.")
-numa = _scenario_fixture("numa", numa_kill_moment, ":func:`numa_kill_moment`.")
+slab = _scenario_fixture("slab", slab_kill_moment, ":func:`slab_kill_moment`, with its "
+                         "dump at __show_mem()'s call.", show_mem_moment=True)
+numa = _scenario_fixture("numa", numa_kill_moment, ":func:`numa_kill_moment`, with its "
+                         "dump at __show_mem()'s call.", show_mem_moment=True)
 #: x86-64 raw images: 128 MB below the 4 GiB hole, 128 MB above (two banks at
 #: 0x0 and 0x100000000); arm64's one bank is cut in two (Guest.dump_raw).
 RAW_AMD64 = {"ram_below_4g_mb": 128}
@@ -140,7 +143,8 @@ raw_killed = _scenario_fixture(
     formats=("elf", "raw"), amd64=RAW_AMD64, population=KILL_POPULATION, kaslr=True)
 sysrq_killed = _scenario_fixture(
     "sysrq_killed", sysrq_kill_moment,
-    ":func:`sysrq_kill_moment`: sysrq-f's OOM on a kworker, dumped at __oom_kill_process.")
+    ":func:`sysrq_kill_moment`: sysrq-f's OOM on a kworker, dumped at __oom_kill_process "
+    "and at __show_mem()'s call.", show_mem_moment=True)
 
 
 @pytest.fixture(scope="session")

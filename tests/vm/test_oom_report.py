@@ -7,8 +7,9 @@ the kernel's, line for line, from the ``invoked`` line to the kill line; only
 the unwound frames are not held to it (the task is deeper in the OOM path than
 when ``dump_stack()`` ran): they are marked so in the output. A value that moved
 after the print must be shown to have moved: ``Mem-Info:`` by
-:func:`tests.vm.showmem_proof.assert_same_or_moved`, the memcg lines by the dump
-taken right after they were printed.
+:func:`tests.vm.showmem_proof.assert_same_or_moved` (with the scenario's dump at
+``__show_mem()``'s call), the memcg lines by the dump taken right after they
+were printed.
 """
 
 import json
@@ -22,6 +23,7 @@ from oomdrgn.drgn.program import open_program
 
 from .memcg_proof import assert_same_or_usage_moved
 from .oracle import FORMATS, panic_report, run_oomdrgn
+from .showmem_printed import at_call, ours, report
 from .showmem_proof import assert_same_or_moved
 
 EXACT = ("invoked", "dump_stack", "memcg", "show_mem", "slab", "protection", "tasks",
@@ -63,8 +65,12 @@ def _check_parts(printed, doc, memcg, kernel=None, art=None, fmt=None, show_mem=
             # A counter moved between the print and the dump (the other CPU
             # runs on): proven as tests/vm/test_show_mem.py proves it, or failed.
             prog = open_program(core=_cores(art, fmt), vmlinux=[str(kernel.vmlinux)])
-            assert_same_or_moved(prog, reader_for(prog), art, printed["show_mem"],
-                                 sections[name]["lines"])
+            reader = reader_for(prog)
+            # Counted at __show_mem()'s call too, with the printed arguments.
+            _, _, args = report(art.console_lines, reader)
+            before = at_call(art, kernel.vmlinux, lambda r: ours(r, args).lines)
+            assert_same_or_moved(prog, reader, art, printed["show_mem"],
+                                 sections[name]["lines"], before)
             continue
         if name == "memcg" and sections[name]["lines"] != printed.get(name):
             # Moved since the print: the dump taken right after the print has them all.

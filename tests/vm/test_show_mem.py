@@ -2,7 +2,11 @@
 equal the lines each real kernel printed in its global OOM report.
 
 * ``killed`` (dumped at ``__oom_kill_process``, right after the report): every
-  line of ``Mem-Info:`` .. the line before ``Tasks state``/the slab dump.
+  line of ``Mem-Info:`` .. the line before ``Tasks state``/the slab dump, or
+  proven to have moved: each printed value lies between the one counted at
+  ``__show_mem()``'s call (a dump there too) and the dump's (the other CPU and
+  interrupts run on while the report goes out on the console), or moved as
+  :func:`tests.vm.showmem_proof.assert_same_or_moved` proves.
 * ``panic`` (dumped after the panic): every line equal, or proven to have
   moved: the panic took the other CPUs offline (their per-CPU page lists
   intact: counted over the present CPUs the lines are the printed ones), or a
@@ -23,87 +27,25 @@ The arguments of ``show_mem()`` come from what the kernel printed: the
 """
 
 import re
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional
 
 import pytest
 
 from oomdrgn.core import show_mem as sm
 from oomdrgn.core.dump_stack import task_cpu
-from oomdrgn.drgn.backend import reader_for
-from oomdrgn.drgn.program import open_program
-from oomdrgn.core.formats import parse_bitmap_list
 from oomdrgn.core.gfp import gfp_zone
 from oomdrgn.core.show_mem import show_mem
 from oomdrgn.core.slabinfo import dump_unreclaimable_slab, should_dump_unreclaim_slab
 
 from .oracle import FORMATS, panic_cpu
+from .showmem_printed import at_call, oom_task_mems_allowed, ours, report
 from .showmem_proof import assert_same_or_moved
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(300)]
 
 SLAB_KERNELS = ("6.1", "7.x", "6.12-arm64")
 NUMA_KERNELS = ("7.x",)
-_REPORT_END = ("Tasks state", "Unreclaimable slab info:", "excessive unreclaimable slab",
-               "Memory cgroup min protection", "[  pid  ]")
-_CPU = re.compile(r"^CPU: (\d+) (?:UID: \d+ )?PID: \d+ ")
 _LOCAL_PCP = re.compile(r" local_pcp:\d+kB")
-
-
-# What the kernel printed --------------------------------------------------------------
-
-
-def own_lines(reader) -> List[str]:
-    """What the OOM task itself printed: the records of the dump's printk ring
-    whose caller is that task (saved with every record since v5.10), as console lines."""
-    from oomdrgn.core.printk_ring import console_lines, printk_records
-    pid = reader.task(reader.current_task()).pid
-    return console_lines([r for r in printk_records(reader.target) if r.caller_tid == pid],
-                         timestamps=False)
-
-
-def report(lines: List[str], reader=None) -> Tuple[List[str], List[str], dict]:
-    """The first global OOM report's ``__show_mem()`` lines, its slab dump
-    lines (if any), and the arguments (``gfp_mask``, ``cpu``, ``nodemask``,
-    ``mems_allowed``: None where not printed).
-
-    If another CPU printed into the report (warn_alloc()'s ``page allocation
-    failure`` and its own ``Mem-Info:``), the console holds no single
-    ``__show_mem()`` output: the report is then read from the lines the OOM task
-    itself printed (*reader*'s printk ring, by caller)."""
-    first = next(i for i, line in enumerate(lines) if " invoked oom-killer: " in line)
-    start = lines.index("Mem-Info:", first)
-    end = next(i for i in range(start, len(lines)) if lines[i].startswith(_REPORT_END))
-    if any(l == "Mem-Info:" or "page allocation failure" in l for l in lines[first:start]
-           + lines[start + 1:end]):
-        assert reader is not None, "another CPU printed into the report"
-        return report(own_lines(reader))
-    slab: List[str] = []
-    if lines[end] == "Unreclaimable slab info:":
-        stop = next(i for i in range(end, len(lines))
-                    if lines[i].startswith(("Tasks state", "Memory cgroup min", "[  pid  ]")))
-        slab = lines[end:stop]
-    invoked = max(i for i in range(start) if " invoked oom-killer: " in lines[i])
-    args: dict = {"gfp_mask": int(re.search(r"gfp_mask=(0x[0-9a-f]+)", lines[invoked])[1], 16)}
-    args["cpu"] = next(int(m[1]) for m in map(_CPU.match, lines[invoked:start]) if m)
-    summary = next((l for l in lines[end:] if l.startswith("oom-kill:")), None)
-    if summary is not None:
-        mask = re.search(r",nodemask=([^,]*),", summary)[1]
-        args["nodemask"] = None if mask == "(null)" else parse_bitmap_list(mask)
-        args["mems_allowed"] = parse_bitmap_list(re.search(r",mems_allowed=([^,]*),", summary)[1])
-    return lines[start:end], slab, args
-
-
-# The dump ---------------------------------------------------------------------------
-
-
-def ours(reader, args: dict, mems_allowed: Optional[List[int]] = None) -> sm.ShowMem:
-    return show_mem(reader, args.get("nodemask"),
-                    args.get("mems_allowed", mems_allowed) or [0],
-                    gfp_zone(reader.target, args["gfp_mask"]), args["cpu"])
-
-
-def oom_task_mems_allowed(reader) -> List[int]:
-    return reader.mems_allowed(reader.current_task())
 
 
 # Proofs that a panic dump's value moved after it was printed ------------------------
@@ -163,8 +105,11 @@ def test_kill_moment_show_mem_is_the_kernels(kernel, killed, programs, fmt):
     assert "formats from the kernel's .rodata" in got.formats
     assert got.values["pages_ram"] > 0 and got.values["global"]["free"] >= 0
     # The other CPU runs on while the report is printed (7.x: its vmstat
-    # deltas folded in, one page): only a proven move may differ.
-    assert_same_or_moved(prog, reader, killed, printed, got.lines)
+    # deltas folded in, one page; pages freed by an interrupt): only a proven
+    # move may differ, or a value counted between __show_mem()'s call and now.
+    before = at_call(killed, kernel.vmlinux, lambda r: ours(r, args).lines)
+    assert before is not None
+    assert_same_or_moved(prog, reader, killed, printed, got.lines, before)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -174,9 +119,8 @@ def test_panic_show_mem_is_the_kernels_or_moved(kernel, panic, programs, fmt):
     mems = oom_task_mems_allowed(reader)
     # The dump at dump_header()'s call of __show_mem(): the memory the kernel
     # began to print from, and the CPU the task was on then.
-    at_call = reader_for(open_program(core=str(panic.print_vmcores["elf"]),
-                                      vmlinux=[str(kernel.vmlinux)]))
-    cpus = _printing_cpus(panic.console_lines, args, at_call)
+    call_reader = at_call(panic, kernel.vmlinux, lambda r: r)
+    cpus = _printing_cpus(panic.console_lines, args, call_reader)
     got = _on_cpus(lambda a: ours(reader, a, mems).lines, args, cpus, printed)
     if got == printed:
         return
@@ -186,7 +130,7 @@ def test_panic_show_mem_is_the_kernels_or_moved(kernel, panic, programs, fmt):
         reader, lambda: _on_cpus(lambda a: ours(reader, a, mems).lines, args, cpus, printed))
     if present is not None:
         got = present
-    before = _on_cpus(lambda a: ours(at_call, a, mems).lines, args, cpus, printed)
+    before = _on_cpus(lambda a: ours(call_reader, a, mems).lines, args, cpus, printed)
     assert_same_or_moved(prog, reader, panic, printed, got, before)
 
 
@@ -206,7 +150,8 @@ def test_unreclaimable_slab_is_the_kernels(kernel, request, programs, fmt):
     assert len(slab_lines) > 20 and any(l.startswith("kmalloc") for l in slab_lines)
     assert should_dump_unreclaim_slab(reader)
     assert dump_unreclaimable_slab(reader) == slab_lines
-    assert_same_or_moved(prog, reader, art, printed, ours(reader, args).lines)
+    assert_same_or_moved(prog, reader, art, printed, ours(reader, args).lines,
+                         at_call(art, kernel.vmlinux, lambda r: ours(r, args).lines))
 
 
 @pytest.mark.kernels(*NUMA_KERNELS)
@@ -218,7 +163,8 @@ def test_numa_node_filter_is_the_kernels(kernel, request, programs, fmt):
     assert sm.vmstat.online_nodes(reader) == [0, 1]
     assert args["mems_allowed"] == [0], art.summary_line
     got = ours(reader, args)
-    assert_same_or_moved(prog, reader, art, printed, got.lines)
+    assert_same_or_moved(prog, reader, art, printed, got.lines,
+                         at_call(art, kernel.vmlinux, lambda r: ours(r, args).lines))
     assert not any(l.startswith("Node 1 ") for l in printed)
     # Node 1 is there, and would be printed for a task allowed on it.
     both = show_mem(reader, None, [0, 1], gfp_zone(reader.target, args["gfp_mask"]),

@@ -119,7 +119,9 @@ class Artifacts:
     seconds: float = 0.0
     vmcores: Dict[str, Path] = field(default_factory=dict)  # format -> dump of the same moment
     #: memcg kill moments: format -> a dump taken earlier in the same OOM, right
-    #: after ``mem_cgroup_print_oom_meminfo()`` returned (the memcg lines' own moment)
+    #: after ``mem_cgroup_print_oom_meminfo()`` returned (the memcg lines' own moment);
+    #: ``show_mem_moment``: ``"elf"`` -> the dump where ``dump_header()`` calls
+    #: ``__show_mem()`` (``show_mem()`` before v6.2)
     print_vmcores: Dict[str, Path] = field(default_factory=dict)
     #: memcg OOMs: the OOM memcg's path as the kernel prints it (``oom_memcg=``,
     #: ``Memory cgroup stats for ...:``), e.g. ``/job``
@@ -330,7 +332,7 @@ def kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
                 fmt: Union[str, Sequence[str]] = "elf",
                 timeout: float = 600.0, cpu: int = 0, swap_mb: int = 0,
                 kaslr: bool = False, ram_below_4g_mb: Optional[int] = None,
-                taint: int = 0) -> Artifacts:
+                taint: int = 0, show_mem_moment: bool = False) -> Artifacts:
     """Run ``population`` and a hog pinned to ``cpu``; dump at ``__oom_kill_process``.
 
     Pinning to one CPU keeps the victim from flushing its counters (on its way
@@ -341,6 +343,7 @@ def kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
     :param ram_below_4g_mb: x86-64: RAM in two banks, see :class:`Guest`.
     :param taint: taint bits set first (``/proc/sys/kernel/tainted``), so the
         report's ``dump_stack()`` header says ``Tainted:`` and its letters.
+    :param show_mem_moment: see :func:`_kill_moment`.
     """
     options = {} if ram_below_4g_mb is None else {"ram_below_4g_mb": ram_below_4g_mb}
 
@@ -349,7 +352,8 @@ def kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
             guest.run(f"echo {taint} > /proc/sys/kernel/tainted")
         return {}
     return _kill_moment(kernel, workdir, population, fmt, timeout, cpu, swap_mb,
-                        prepare=prepare, guest_options=options, kaslr=kaslr)
+                        prepare=prepare, guest_options=options, kaslr=kaslr,
+                        show_mem_moment=show_mem_moment)
 
 
 def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Sequence[Member],
@@ -362,15 +366,28 @@ def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Seque
                  break_at: Optional[int] = None,
                  print_moment: Optional[int] = None,
                  trigger: Optional[Callable[[Guest], Dict[str, List[int]]]] = None,
-                 kaslr: bool = False) -> Artifacts:
+                 kaslr: bool = False, show_mem_moment: bool = False) -> Artifacts:
     """The kill moment of every ``*_kill_moment``: a hardware breakpoint at
     ``break_at`` (default ``__oom_kill_process``), first at ``print_moment`` if
-    given; addresses are the vmlinux's, moved by the KASLR offset if ``kaslr``."""
+    given (dumped in every format); addresses are the vmlinux's, moved by the
+    KASLR offset if ``kaslr``.
+
+    :param show_mem_moment: a global OOM: the first stop (``print_moment``) is
+        ``dump_header()``'s call of ``__show_mem()``, dumped as ELF alone
+        (``print_vmcores["elf"]``): what ``Mem-Info:`` printed was counted
+        between that dump and the kill moment's (the other CPU runs on, and
+        interrupts come, while the report goes out on the console).
+    """
     started = time.monotonic()
     workdir = _workdir(workdir)
     kpaths = kernel_paths(kernel)
     address = break_at if break_at is not None else symbol_address(kpaths.vmlinux,
                                                                    KILL_FUNCTION)
+    print_formats = _formats(fmt)
+    if show_mem_moment:
+        assert print_moment is None, "one first stop"
+        print_moment, _ = _call_site(kpaths.vmlinux, "dump_header", "__show_mem", "show_mem")
+        print_formats = ["elf"]
     # gdb=True implies nokaslr (GDB breaks on the vmlinux's addresses) unless KASLR is asked.
     with Guest(kpaths, workdir=str(workdir), gdb=True, nokaslr=not kaslr, swap_mb=swap_mb,
                **(guest_options or {})) as guest:
@@ -402,7 +419,7 @@ def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Seque
             gdb.wait_stop(timeout)
             printed: Dict[str, Path] = {}
             if print_moment is not None:  # first the moment of the print, then the kill
-                printed, _ = _dump_all(guest, workdir, _formats(fmt), "print-vmcore")
+                printed, _ = _dump_all(guest, workdir, print_formats, "print-vmcore")
                 gdb.cmd("delete")
                 gdb.hbreak(address)
                 gdb.cont()
@@ -684,10 +701,11 @@ def sysrq_table(kernel: str, workdir: Union[str, Path, None] = None,
 def sysrq_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
                       population: Sequence[Member] = DEFAULT_POPULATION,
                       fmt: Union[str, Sequence[str]] = "elf",
-                      timeout: float = 600.0) -> Artifacts:
+                      timeout: float = 600.0, show_mem_moment: bool = False) -> Artifacts:
     """sysrq-f, dumped at ``__oom_kill_process``: ``moom_callback()`` runs the
     OOM killer on a kworker (``order=-1``, ``gfp_mask=0xcc0(GFP_KERNEL)``, and
-    ``dump_stack()``'s ``Workqueue: events moom_callback`` line)."""
+    ``dump_stack()``'s ``Workqueue: events moom_callback`` line).
+    *show_mem_moment*: see :func:`_kill_moment`."""
     def trigger(guest: Guest) -> Dict[str, List[int]]:
         # In the background, a second later: the guest stops at the breakpoint
         # (in the kworker) only after the shell has answered. The writer then
@@ -697,7 +715,8 @@ def sysrq_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
         # task is then the only busy one).
         guest.start("sh -c 'sleep 1; echo f > /proc/sysrq-trigger; kill -STOP $$'")
         return {}
-    return _kill_moment(kernel, workdir, population, fmt, timeout, None, 0, trigger=trigger)
+    return _kill_moment(kernel, workdir, population, fmt, timeout, None, 0, trigger=trigger,
+                        show_mem_moment=show_mem_moment)
 
 
 #: slab_kill_moment()'s population: a little user memory besides the hog.
@@ -710,7 +729,8 @@ SLAB_POPULATION = (
 def slab_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
                      population: Sequence[Member] = SLAB_POPULATION,
                      fmt: Union[str, Sequence[str]] = "elf", slab_mb: Optional[int] = None,
-                     timeout: float = 600.0, cpu: int = 0) -> Artifacts:
+                     timeout: float = 600.0, cpu: int = 0,
+                     show_mem_moment: bool = False) -> Artifacts:
     """:func:`kill_moment` after ``oomslab SLAB_MB`` queued ``slab_mb`` MB of
     System V messages (4 KiB kmalloc objects no task owns): at the OOM the
     unreclaimable slab outnumbers the LRU pages, so ``dump_header()`` prints
@@ -719,6 +739,7 @@ def slab_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
     :param slab_mb: default 60% of the guest's ``MemAvailable`` (the rest,
         which the hog fills, stays below it with the page cache of ``/``).
     :returns: :class:`Artifacts` with ``pids["oomslab"]`` empty (it exits).
+    :param show_mem_moment: see :func:`_kill_moment`.
 
     kswapd is pinned to ``cpu`` with the hog: with this much slab it keeps
     failing, and on the other CPU it would count ``kswapd_failures`` up while
@@ -738,7 +759,8 @@ def slab_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
         if "slab " not in out:
             raise HarnessError(f"oomslab failed: {out}")
         return {"oomslab": []}
-    return _kill_moment(kernel, workdir, population, fmt, timeout, cpu, 0, prepare=fill)
+    return _kill_moment(kernel, workdir, population, fmt, timeout, cpu, 0, prepare=fill,
+                        show_mem_moment=show_mem_moment)
 
 
 #: numa_kill_moment()'s population: memory on node 1 (pinned to its CPU).
@@ -751,12 +773,13 @@ NUMA_POPULATION = (
 def numa_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
                      population: Sequence[Member] = NUMA_POPULATION,
                      fmt: Union[str, Sequence[str]] = "elf", timeout: float = 600.0,
-                     cpuset: str = "node0") -> Artifacts:
+                     cpuset: str = "node0", show_mem_moment: bool = False) -> Artifacts:
     """:func:`kill_moment` on a guest with two NUMA nodes (128 MB and CPU each):
     ``population`` runs on CPU 1 (its memory on node 1); the hog runs on
     CPU 0 in cgroup ``cpuset`` whose ``cpuset.mems`` is ``0``, so it fills
     node 0 alone and the OOM is constrained (``nodemask=0``,
     ``mems_allowed=0``): ``__show_mem()`` shows node 0 only.
+    *show_mem_moment*: see :func:`_kill_moment`.
     """
     def confine(guest: Guest) -> Dict[str, List[int]]:
         root = "/sys/fs/cgroup"
@@ -764,7 +787,8 @@ def numa_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
                   f" && echo 0 > {root}/{cpuset}/cpuset.mems")
         return start_population(guest, population, cpu=1)
     return _kill_moment(kernel, workdir, (), fmt, timeout, 0, 0, hog_cgroup=cpuset,
-                        prepare=confine, guest_options={"numa_nodes": 2})
+                        prepare=confine, guest_options={"numa_nodes": 2},
+                        show_mem_moment=show_mem_moment)
 
 
 def whatif_kill_moment(kernel: str, workdir: Union[str, Path, None] = None,
