@@ -5,8 +5,10 @@ threshold, so the amounts may differ), or a zone's free lists moved (its buddy
 line, adding up to its own total), while another task ran after ``Mem-Info:``
 was printed (its ``se.exec_start`` is later), or an idle CPU stopped its tick
 after it (``quiet_vmstat()`` folds that CPU's deltas), or while the kernel printed
-(its own global line disagrees with its node or zone lines, the dump's agree).
-Anything else differing fails."""
+(its own global line disagrees with its node or zone lines, the dump's agree);
+or, where the scenario also dumped at ``__show_mem()``'s call, every printed
+value lies between that dump's and the later one's. Anything else differing
+fails."""
 
 import re
 from typing import Dict, List, Optional, Tuple
