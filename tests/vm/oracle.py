@@ -17,14 +17,21 @@ def header_cpu(line: str) -> int:
     return int(_CPU.match(line)[1])
 
 
+def after_panic(lines: List[str]) -> Optional[List[str]]:
+    """What ``panic()`` printed after its last ``Kernel panic - not syncing``
+    line, its ``dump_stack()`` first (None: no panic)."""
+    starts = [i for i, line in enumerate(lines) if line.startswith(PANIC)]
+    return lines[starts[-1] + 1:] if starts else None
+
+
 def panic_cpu(lines: List[str]) -> Optional[int]:
     """The CPU ``panic()`` ran on, from the ``dump_stack()`` header it printed
-    after its last ``Kernel panic - not syncing`` line (None: no panic). The
-    panicking task stays there (``vpanic()`` disables preemption first), so a
-    dump taken at the panic holds it as its ``task_cpu``; a move since the
-    OOM's own header is proven where the two CPUs differ."""
-    starts = [i for i, line in enumerate(lines) if line.startswith(PANIC)]
-    return header_cpu(lines[starts[-1] + 1]) if starts else None
+    (:func:`after_panic`; None: no panic). The panicking task stays there
+    (``vpanic()`` disables preemption first), so a dump taken at the panic
+    holds it as its ``task_cpu``; a move since the OOM's own header is proven
+    where the two CPUs differ."""
+    after = after_panic(lines)
+    return header_cpu(after[0]) if after is not None else None
 
 
 def check_fast_path(vmcore, vmlinux, percpu: bool) -> None:

@@ -27,7 +27,7 @@ from oomdrgn.core.printk_ring import console_lines, printk_records
 from oomdrgn.drgn.backend import reader_for
 from oomdrgn.drgn.program import open_program
 
-from .oracle import PANIC, header_cpu
+from .oracle import after_panic, header_cpu
 
 pytestmark = pytest.mark.vm
 
@@ -48,8 +48,7 @@ class Moment:
         self.cpu = task_cpu(self.reader, self.task)
         (self.invoked,) = [r.invoked for r in parse_lines(self.ring[self.first:self.first + 1])]
         #: what panic() printed after its first line, its dump_stack() (None: no panic)
-        at = [i for i, line in enumerate(self.ring) if line.startswith(PANIC)]
-        self.after_panic = self.ring[at[-1] + 1:] if at else None
+        self.after_panic = after_panic(self.ring)
 
     def after_invoked(self):
         """The ring's lines after the first line (and its COMPACTION warning)."""
