@@ -121,7 +121,7 @@ class Artifacts:
     #: memcg kill moments: format -> a dump taken earlier in the same OOM, right
     #: after ``mem_cgroup_print_oom_meminfo()`` returned (the memcg lines' own moment);
     #: ``show_mem_moment``: ``"elf"`` -> the dump where ``dump_header()`` calls
-    #: ``__show_mem()`` (``show_mem()`` before v6.2)
+    #: ``__show_mem()`` (:func:`show_mem_call`)
     print_vmcores: Dict[str, Path] = field(default_factory=dict)
     #: memcg OOMs: the OOM memcg's path as the kernel prints it (``oom_memcg=``,
     #: ``Memory cgroup stats for ...:``), e.g. ``/job``
@@ -283,7 +283,7 @@ def panic_snapshot(kernel: str, workdir: Union[str, Path, None] = None,
         pages are same-filled, which zram stores almost for free).
     :param ram_below_4g_mb: x86-64: RAM in two banks, see :class:`Guest`.
     :param show_mem_moment: also dump (ELF, ``print_vmcores["elf"]``) where
-        ``dump_header()`` calls ``__show_mem()`` (``show_mem()`` before v6.2),
+        ``dump_header()`` calls ``__show_mem()`` (:func:`show_mem_call`),
         stopped at a hardware breakpoint (KASLR kept: the address is the
         running kernel's): what ``Mem-Info:`` printed was counted between
         that dump and the panic's.
@@ -312,7 +312,7 @@ def _stop_at_show_mem(guest: Guest, kernel: str, workdir: Path, pids: Dict[str, 
     """Start the hog with a hardware breakpoint on ``dump_header()``'s call of
     ``__show_mem()``/``show_mem()``; dump there (ELF), then let the guest go on."""
     kpaths = kernel_paths(kernel)
-    at, _ = _call_site(kpaths.vmlinux, "dump_header", "__show_mem", "show_mem")
+    at = show_mem_call(kpaths.vmlinux)
     # The kernel text moves as one block (KASLR): by dump_header's own offset.
     at += guest.kallsyms("dump_header") - symbol_address(kpaths.vmlinux, "dump_header")
     assert guest.gdb_port is not None
@@ -386,7 +386,7 @@ def _kill_moment(kernel: str, workdir: Union[str, Path, None], population: Seque
     print_formats = _formats(fmt)
     if show_mem_moment:
         assert print_moment is None, "one first stop"
-        print_moment, _ = _call_site(kpaths.vmlinux, "dump_header", "__show_mem", "show_mem")
+        print_moment = show_mem_call(kpaths.vmlinux)
         print_formats = ["elf"]
     # gdb=True implies nokaslr (GDB breaks on the vmlinux's addresses) unless KASLR is asked.
     with Guest(kpaths, workdir=str(workdir), gdb=True, nokaslr=not kaslr, swap_mb=swap_mb,
@@ -544,6 +544,13 @@ def _after_call(vmlinux: Path, caller: str, callee: str) -> int:
     """The address of the instruction after *caller*'s call of *callee* (the
     return address), found with ``objdump``."""
     return _call_site(vmlinux, caller, callee)[1]
+
+
+def show_mem_call(vmlinux: Path) -> int:
+    """The address of ``dump_header()``'s call of ``__show_mem()``, the newest
+    name tried first; ``show_mem()`` where the kernel has no ``__show_mem()``
+    (5.10 here)."""
+    return _call_site(vmlinux, "dump_header", "__show_mem", "show_mem")[0]
 
 
 def _call_site(vmlinux: Path, caller: str, *callees: str) -> Tuple[int, int]:
