@@ -5,9 +5,9 @@ or found in ``.rodata``. The drgn port (:mod:`oomdrgn.drgn.nodebug`) and the
 no-debugger port of ELF vmcores (:mod:`oomdrgn.elfcore.port`) both read them so,
 and say the same of where they came from."""
 
-from typing import Callable, Mapping, TYPE_CHECKING, Tuple
+from typing import Callable, Mapping, Optional, TYPE_CHECKING, Tuple, Union
 
-from .btf import Btf, BtfError, find_btf
+from .btf import Blob, Btf, BtfError, find_btf
 from .errors import EXIT_DEBUGINFO, OomdrgnError
 from .kallsyms import Kallsyms, KallsymsError, read_kallsyms, unreadable_kallsyms
 from .port import Fault
@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # core.symrecover loads only where kallsyms lacks data symbol
 __all__ = ["read_symbols", "locate_btf", "parse_btf", "btf_source", "recover"]
 
 Read = Callable[[int, int], bytes]
+#: a read that may answer with a view of the bytes (no copy)
+View = Callable[[int, int], Union[bytes, memoryview]]
 
 #: bytes of .rodata read at a time while looking for the BTF blob
 _CHUNK = 4 << 20
@@ -39,16 +41,18 @@ def read_symbols(read: Read, info: Mapping[str, str], little_endian: bool
     return ks, tables, f"symbols from {tables}, {len(ks)} symbols"
 
 
-def locate_btf(read: Read, ks: Kallsyms) -> Tuple[bytes, int, str]:
+def locate_btf(read: Read, ks: Kallsyms, view: Optional[View] = None
+               ) -> Tuple[Blob, int, str]:
     """The vmlinux BTF, its address and how it was found: ``__start_BTF``..
-    ``__stop_BTF``, else searched in ``.rodata``.
+    ``__stop_BTF`` (read with *view* where given: a read that need not copy),
+    else searched in ``.rodata``.
 
     :raises OomdrgnError: no BTF in memory (exit status 4)
     """
     start, stop = ks.address_of("__start_BTF"), ks.address_of("__stop_BTF")
     if start is not None and stop is not None and stop > start:
         try:
-            return read(start, stop - start), start, "__start_BTF"
+            return (view or read)(start, stop - start), start, "__start_BTF"
         except Fault:
             pass
     lo = ks.address_of("__start_rodata") or ks.address_of("_etext")
@@ -79,7 +83,7 @@ def locate_btf(read: Read, ks: Kallsyms) -> Tuple[bytes, int, str]:
                        EXIT_DEBUGINFO)
 
 
-def parse_btf(blob: bytes, arch: str) -> Btf:
+def parse_btf(blob: Blob, arch: str) -> Btf:
     """*blob* parsed (``char`` is signed on x86-64, not on arm64).
 
     :raises OomdrgnError: damaged (exit status 4)

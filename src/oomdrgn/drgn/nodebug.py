@@ -5,7 +5,7 @@ from typing import Optional, TYPE_CHECKING, Tuple
 
 from drgn import FaultError, Program
 
-from ..core.btf import Btf, BtfError
+from ..core.btf import Blob, Btf, BtfError
 from ..core.elffile import read_section
 from ..core.errors import EXIT_DEBUGINFO, OomdrgnError
 from ..core.kallsyms import Kallsyms
@@ -44,7 +44,7 @@ def _reader(prog: Program):
     return read
 
 
-def _btf_blob(prog: Program, ks: Kallsyms) -> Tuple[bytes, int, str]:
+def _btf_blob(prog: Program, ks: Kallsyms) -> Tuple[Blob, int, str]:
     """The vmlinux BTF in *prog*'s memory (:func:`oomdrgn.core.selftypes.locate_btf`)."""
     return locate_btf(_reader(prog), ks)
 

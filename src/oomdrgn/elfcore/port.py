@@ -93,7 +93,7 @@ class CachedPort(LayoutAnswers):
         recovered = None
         try:
             ks, tables, symbols = read_symbols(self._image_read, self.info, self.little_endian)
-            blob, at, how = locate_btf(self._image_read, ks)
+            blob, at, how = locate_btf(self._image_read, ks, self._image_view)
             btf = parse_btf(blob, self.arch)
             if not ks.all_symbols:
                 recovered, symbols = recover(self._faulting_read, ks, self.info, btf,
@@ -107,6 +107,22 @@ class CachedPort(LayoutAnswers):
         self._load()
         assert self._types is not None
         return self._types
+
+    def _image_view(self, address: int, size: int) -> Union[bytes, memoryview]:
+        """:meth:`_image_read` of a region read whole, once (the kernel's BTF):
+        a view of the dump's mapping where one segment holds it (no copy)."""
+        found = self.mem.span((address - self._image[2]) & _MASK64, size)
+        return found if found is not None else self._image_read(address, size)
+
+    def view(self, address: int, size: int) -> Union[bytes, memoryview]:
+        """:meth:`read` of a region of the kernel image read whole, once (its
+        .rodata): a view of the dump's mapping where one segment holds it."""
+        start, end, off = self._image
+        if start <= address and address + size <= end:
+            found = self.mem.span((address - off) & _MASK64, size)
+            if found is not None:
+                return found
+        return self.read(address, size)
 
     def _faulting_read(self, address: int, size: int) -> bytes:
         """:meth:`read`, a fault where drgn's read would fault (no page, not in the dump)."""
