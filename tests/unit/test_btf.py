@@ -128,8 +128,10 @@ def kernel_like() -> Blob:
     return b
 
 
-@pytest.fixture(params=["<", ">"], ids=["little-endian", "big-endian"])
+@pytest.fixture(params=["<", ">", "view"], ids=["little-endian", "big-endian", "a-view"])
 def btf(request):
+    if request.param == "view":  # as a dump's file mapping gives it: parsed in place
+        return Btf(memoryview(kernel_like().bytes("<")))
     return Btf(kernel_like().bytes(request.param))
 
 

@@ -89,3 +89,15 @@ def test_slicer_reads_within_one_bank(tmp_path):
     assert read(0x0, 4) is None  # below every bank
     assert read(0x1ffe, 4) is None  # runs past its bank (the next one is read apart)
     assert read(0x3000, 1) is None
+
+
+def test_span_is_a_view_within_one_bank_and_outlives_close(tmp_path):
+    a = _bank(tmp_path, "a", bytes(range(256)) * 32)
+    b = _bank(tmp_path, "b", b"wxyz" * 1024)
+    mem = PhysicalMemory(open_banks([f"{b}@0x2000", f"{a}@0"]))
+    view = mem.span(0x100, 0x200)
+    assert isinstance(view, memoryview) and bytes(view) == mem.read(0x100, 0x200)
+    assert mem.span(0x1ffe, 4) is None  # runs into the next bank: read it
+    assert mem.span(0x4000, 1) is None  # in no bank
+    mem.close()  # a view still held keeps its mapping
+    assert bytes(view[-2:]) == bytes([0xfe, 0xff])
