@@ -148,7 +148,7 @@ class Btf:
         types = memoryview(data)[hdr_len + type_off:hdr_len + type_off + type_len]
         if self.little_endian == (sys.byteorder == "little"):
             # A view, not a copy: a blob viewed in a dump's mapping is not
-            # copied into fresh memory (its page faults: ~3 ms on 6.1).
+            # copied into fresh memory (its page faults: ~4 ms on 6.1).
             self._w: Union[array, memoryview] = types.cast(_U32)  # type: ignore[call-overload]
         else:
             self._w = array(_U32, types.tobytes())

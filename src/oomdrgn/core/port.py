@@ -5,9 +5,7 @@ cgroups, CPUs, the printk ring) is read over this port once, in the core
 (:mod:`oomdrgn.core.kernel`). A backend (drgn, GDB) implements :class:`Target`;
 its optional hooks (``find_task``, ``stack_functions``, ``stack_frames``,
 ``oom_control``, ``stopped_task``, ``vmcoreinfo``) return ``None`` where it has
-nothing better than the core's own walk; ``view`` (``read``, answered with a
-view of the bytes where it need not copy them) stands for ``read`` of a
-region read whole once.
+nothing better than the core's own walk.
 """
 
 from typing import List, Optional, Protocol, Sequence, Tuple

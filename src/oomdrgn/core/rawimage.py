@@ -125,9 +125,8 @@ class PhysicalMemory:
 
     def span(self, paddr: int, size: int) -> Optional[memoryview]:
         """The *size* bytes at *paddr* as a view of the file's mapping, or None
-        unless one bank holds them all. No copy: a region of megabytes read
-        once (the kernel's BTF, its .rodata) costs the page faults of fresh
-        memory for a copy, three to five times what the mapping's cost."""
+        unless one bank holds them all: megabytes used in place (the kernel's
+        BTF), where a copy would cost the page faults of fresh memory."""
         bank = self.bank_of(paddr)
         if bank is None or paddr + size > bank.end:
             return None

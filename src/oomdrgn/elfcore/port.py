@@ -114,16 +114,6 @@ class CachedPort(LayoutAnswers):
         found = self.mem.span((address - self._image[2]) & _MASK64, size)
         return found if found is not None else self._image_read(address, size)
 
-    def view(self, address: int, size: int) -> Union[bytes, memoryview]:
-        """:meth:`read` of a region of the kernel image read whole, once (its
-        .rodata): a view of the dump's mapping where one segment holds it."""
-        start, end, off = self._image
-        if start <= address and address + size <= end:
-            found = self.mem.span((address - off) & _MASK64, size)
-            if found is not None:
-                return found
-        return self.read(address, size)
-
     def _faulting_read(self, address: int, size: int) -> bytes:
         """:meth:`read`, a fault where drgn's read would fault (no page, not in the dump)."""
         try:
