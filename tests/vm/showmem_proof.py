@@ -2,7 +2,9 @@
 dump: it moved in the same direction in every line that prints it (global pages,
 node kB, the zones' kB summed; each level folds its per-CPU deltas at its own
 threshold, so the amounts may differ), or a zone's free lists moved (its buddy
-line, adding up to its own total), while another task ran after ``Mem-Info:``
+line, adding up to its own total), or a zone's watermark boost moved (its min,
+low and high by as much; lowered only by kswapd, which must be among the tasks
+that ran), while another task ran after ``Mem-Info:``
 was printed (its ``se.exec_start`` is later), or an idle CPU stopped its tick
 after it (``quiet_vmstat()`` folds that CPU's deltas), or while the kernel printed
 (its own global line disagrees with its node or zone lines, the dump's agree);
@@ -129,6 +131,30 @@ def _buddy_move(printed: str, dumped: str) -> Optional[str]:
     return f"{p[1]} free lists {int(d[3]) - int(p[3]):+d} kB"
 
 
+#: the zone line's watermarks: min, low and high print ``wmark_pages()``, which
+#: adds ``watermark_boost`` to each since 1c30844d2dfe ("mm: reclaim small amounts
+#: of memory when an external fragmentation event occurs") (in v5.0)
+_WMARKS = ("boost", "min", "low", "high")
+#: the move's text when the boost fell: only kswapd lowers it (balance_pgdat()
+#: after a boosted reclaim), so kswapd must have run after the print
+_KSWAPD_LOWERED = "lowered by kswapd"
+
+
+def _boost_move(key: str, p: Dict[str, str], d: Dict[str, str]) -> Optional[str]:
+    """A zone's ``watermark_boost`` that moved (raised by ``boost_watermark()``
+    on a fallback steal, lowered by kswapd), its min, low and high moving by
+    exactly as much; None if it did not move; raises if the watermarks did
+    not follow it."""
+    if not key.startswith("zone ") or "boost" not in p or p["boost"] == d["boost"]:
+        return None
+    delta = int(d["boost"]) - int(p["boost"])
+    follow = {w: int(d[w]) - int(p[w]) for w in _WMARKS[1:]}
+    assert all(v == delta for v in follow.values()), \
+        f"{key} boost {delta:+d} kB but the watermarks moved {follow}"
+    return f"{key} boost {delta:+d} kB, min, low and high with it" + \
+        (f", {_KSWAPD_LOWERED}" if delta < 0 else "")
+
+
 def _consistent_moves(reader, printed: List[str], dumped: List[str]) -> Tuple[List[str], bool]:
     """The counters that moved in the same direction in every line that prints
     them (global pages, node kB, the zones' kB summed), the zones' buddy lines
@@ -168,6 +194,12 @@ def _consistent_moves(reader, printed: List[str], dumped: List[str]) -> Tuple[Li
             others_moved |= not _mid_print(p, d, kb, glabel, nlabel, zlabel)
             explained.update({("global", glabel)} | {(k, nlabel) for k in p if k[:5] == "node "}
                              | {(k, zlabel) for k in p if k[:5] == "zone "})
+    for key in p:
+        boost = _boost_move(key, p[key], d[key])
+        if boost is not None:
+            moved.append(boost)
+            others_moved = True
+            explained.update((key, label) for label in _WMARKS)
     for key in p:
         for label, value in p[key].items():
             if (key, label) not in explained:
@@ -287,3 +319,5 @@ def assert_same_or_moved(prog, reader, art, printed: List[str], got: List[str],
     when = next(t for t, line in stamped(art.workdir) if line == "Mem-Info:")
     ran = _ran_after(prog, reader.current_task(), when) + _tick_stopped_after(prog, when)
     assert moved and ran, (moved, ran)
+    if any(m.endswith(_KSWAPD_LOWERED) for m in moved):
+        assert any(r.startswith("kswapd") for r in ran), (moved, ran)

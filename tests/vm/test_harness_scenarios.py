@@ -189,9 +189,10 @@ def test_oomdrgn_on_sysrq_dump_differs_only_in_the_victim(kernel, sysrq):
 
 def test_oom_report_on_swap_panic_is_the_kernels(kernel, swap_panicked):
     """With zram swap full, ``oom-report`` equals the kernel's report part by
-    part, the swap lines of ``__show_mem()`` included (one CPU: nothing ran
-    between the print and the panic but the panicking task; a value that moved
-    anyway must be proven to have moved)."""
+    part, the swap lines of ``__show_mem()`` included (one CPU: no reclaim runs
+    beside the report, yet a preemptible kernel may run kswapd while it goes
+    out (7.x, ``PREEMPT(lazy)``: a zone's boost lowered, anon pages moved):
+    a value that moved must be proven to have moved)."""
     import json
 
     from oomdrgn.drgn.backend import reader_for
