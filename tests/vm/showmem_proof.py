@@ -83,6 +83,10 @@ _LEVELS = [("active_anon",) * 3, ("inactive_anon",) * 3, ("active_file",) * 3,
            # Pages a reclaimer on another CPU had isolated at the print and put
            # back since (seen on 7.x: isolated_anon 342 -> 117, active_anon +207).
            ("isolated_anon", "isolated(anon)", None), ("isolated_file", "isolated(file)", None),
+           # Slab, global pages only: kswapd's shrink_slab() frees reclaimable
+           # objects (dentries, inodes) as it reclaims after the print (kswapd ran
+           # on 7.x's one-CPU swap panic: its boost lowered, anon pages moved).
+           ("slab_reclaimable", None, None), ("slab_unreclaimable", None, None),
            # kB, in no global line: a node counter since 991e7673859e ("mm: memcontrol:
            # account kernel stack per node") (in v5.9), a zone one before (seen on
            # 6.1: -4 kB with pagetables -5, a task that exited on the other CPU).
