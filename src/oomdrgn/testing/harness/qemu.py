@@ -464,6 +464,25 @@ class Guest:
                        for line in self.kernel_lines()):
                 raise self._error("the guest stopped (shut down), but printed no kernel panic")
 
+    def panic_lines(self, timeout: float = 60.0) -> List[str]:
+        """:meth:`kernel_lines` once the panic is on the console: call it after
+        the dumps. pvpanic stops the guest in ``panic()``'s notifiers, and
+        ``console_flush_on_panic()`` comes after them: a console printed from
+        a thread (PREEMPT_RT's legacy consoles) may not show the panic's lines
+        yet. The guest then goes on to the end of ``panic()``, whose reboot
+        (``panic=-1``, ``-no-reboot``) stops it again."""
+        lines = self.kernel_lines()
+        if self.machine.panic_status != "guest-panicked" or any(
+                line.startswith("Kernel panic - not syncing") for line in lines):
+            return lines
+        self.qmp("set-action", {"shutdown": "pause"})
+        self.cont()
+        self.wait_status("shutdown", timeout)
+        lines = self.kernel_lines()
+        if not any(line.startswith("Kernel panic - not syncing") for line in lines):
+            raise self._error("the guest stopped at a panic, but printed no kernel panic")
+        return lines
+
     def wait_status(self, status: str, timeout: float = 300.0) -> None:
         """Poll :meth:`status` until it is ``status``."""
         deadline = time.monotonic() + timeout

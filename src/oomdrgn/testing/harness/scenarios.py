@@ -301,7 +301,7 @@ def panic_snapshot(kernel: str, workdir: Union[str, Path, None] = None,
             pids["oomhog"] = [start_hog(guest)]
         guest.wait_panicked(timeout)
         vmcores, raw_banks = _dump_all(guest, workdir, _formats(fmt))
-        lines = guest.kernel_lines()
+        lines = guest.panic_lines()
     return _artifacts(kernel, workdir, vmcores, lines, pids, started,
                       cgroups=_cgroups(population, ""), swap_mb=swap_mb, raw_banks=raw_banks,
                       print_vmcores=printed)
@@ -476,7 +476,7 @@ def memcg_panic(kernel: str, workdir: Union[str, Path, None] = None,
         pids["oomhog"] = [start_hog(guest, cpu=cpu, cgroup=hog_cgroup)]
         guest.wait_panicked(timeout)
         vmcores, raw_banks = _dump_all(guest, workdir, _formats(fmt))
-        lines = guest.kernel_lines()
+        lines = guest.panic_lines()
     art = _artifacts(kernel, workdir, vmcores, lines, pids, started,
                      cgroups=_cgroups(population, hog_cgroup), swap_mb=swap_mb,
                      raw_banks=raw_banks)
