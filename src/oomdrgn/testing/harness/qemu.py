@@ -110,6 +110,11 @@ def boot_panic(console: str) -> Optional[str]:
     return m.group(0).strip() if m else None
 
 
+def _panic_printed(lines: List[str]) -> bool:
+    """Whether console *lines* (timestamps stripped) hold a panic's own line."""
+    return any(line.startswith("Kernel panic - not syncing") for line in lines)
+
+
 def _announce(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
     # pytest shows a passing test's stderr to nobody; its warnings summary does.
@@ -460,8 +465,7 @@ class Guest:
         the console's ``Kernel panic`` line)."""
         self.wait_status(self.machine.panic_status, timeout)
         if self.machine.panic_status != "guest-panicked":
-            if not any(line.startswith("Kernel panic - not syncing")
-                       for line in self.kernel_lines()):
+            if not _panic_printed(self.kernel_lines()):
                 raise self._error("the guest stopped (shut down), but printed no kernel panic")
 
     def panic_lines(self, timeout: float = 60.0) -> List[str]:
@@ -472,14 +476,13 @@ class Guest:
         yet. The guest then goes on to the end of ``panic()``, whose reboot
         (``panic=-1``, ``-no-reboot``) stops it again."""
         lines = self.kernel_lines()
-        if self.machine.panic_status != "guest-panicked" or any(
-                line.startswith("Kernel panic - not syncing") for line in lines):
+        if self.machine.panic_status != "guest-panicked" or _panic_printed(lines):
             return lines
         self.qmp("set-action", {"shutdown": "pause"})
         self.cont()
         self.wait_status("shutdown", timeout)
         lines = self.kernel_lines()
-        if not any(line.startswith("Kernel panic - not syncing") for line in lines):
+        if not _panic_printed(lines):
             raise self._error("the guest stopped at a panic, but printed no kernel panic")
         return lines
 
