@@ -13,6 +13,8 @@ included::
                         vmlinux=["vmlinux"])
 """
 
+from __future__ import annotations
+
 __all__ = ["open_program", "tasks_table", "task_rows", "kill_line", "kernel_info"]
 
 

@@ -1,1 +1,3 @@
 """commands"""
+
+from __future__ import annotations

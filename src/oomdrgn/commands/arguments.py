@@ -1,6 +1,8 @@
 """Every subcommand's arguments (argparse only, nothing heavy imported: the
 commands themselves load when one runs), for the CLI, ``%oom`` and ``lx-oom``."""
 
+from __future__ import annotations
+
 import argparse
 from typing import Any, List, Optional
 

@@ -2,6 +2,8 @@
 decision, printed (the answers come from :mod:`oomdrgn.core.oom` and
 :mod:`oomdrgn.core.decision`)."""
 
+from __future__ import annotations
+
 import argparse
 import json
 from typing import Any, Optional, Sequence, TextIO, Tuple

@@ -1,6 +1,8 @@
 """``explain PID``: every number of one task's row, kill line and badness
 (:mod:`oomdrgn.core.explain`); argument parsing and printing only."""
 
+from __future__ import annotations
+
 import argparse
 import json
 from typing import TextIO

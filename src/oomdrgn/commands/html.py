@@ -8,6 +8,8 @@ The page's records are filled from the functions the text commands print from
 :func:`oomdrgn.core.htmlpage.render_page` lays them out.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import shlex

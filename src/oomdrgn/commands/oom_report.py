@@ -4,6 +4,8 @@ and ``oom_kill_process()`` print, or ``__show_mem()`` alone.
 Argument parsing and printing only: the answers come from :mod:`oomdrgn.core.oom_report`.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 from typing import Optional, TextIO

@@ -9,6 +9,8 @@
 Argument parsing and printing only.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import sys

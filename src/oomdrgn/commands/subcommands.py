@@ -1,6 +1,8 @@
 """The ``oom`` subcommands, shared by the CLI, drgn's ``%oom`` and GDB's ``lx-oom``:
 their arguments (:mod:`.arguments`), and each run by its module, loaded then."""
 
+from __future__ import annotations
+
 import argparse
 import importlib
 from typing import TextIO

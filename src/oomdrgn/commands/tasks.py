@@ -2,6 +2,8 @@
 an ``oom_badness()`` column. Apart from the other decisions (:mod:`.decision`),
 so that the plain table loads only what it prints."""
 
+from __future__ import annotations
+
 import argparse
 from typing import Any, Dict, TextIO
 

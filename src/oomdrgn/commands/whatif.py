@@ -1,6 +1,8 @@
 """The what-if options of ``victim``, ``score`` and ``oom-report``: parsing only;
 the assumptions are applied by :mod:`oomdrgn.core.whatif`."""
 
+from __future__ import annotations
+
 import argparse
 from typing import Optional, Tuple
 

@@ -8,6 +8,8 @@ is the last one written in code order, so callers pick their event by a
 pattern and validate what it points at.
 """
 
+from __future__ import annotations
+
 from typing import Dict, List, Optional, Tuple, Union
 
 from .record import record

@@ -10,6 +10,8 @@ debug info:
   clamped to at least 1.
 """
 
+from __future__ import annotations
+
 from typing import Tuple
 
 from .mmcounters import get_mm_counters

@@ -18,6 +18,8 @@ names by string offset; members, enumerators and names are decoded on demand.
 Lifetime of every cache: the :class:`Btf` object (one blob).
 """
 
+from __future__ import annotations
+
 import mmap
 import re
 import struct

@@ -7,6 +7,8 @@ applies those conversions first, so a format copied from ``mm/oom_kill.c``
 prints what the kernel prints.
 """
 
+from __future__ import annotations
+
 import functools
 import re
 from itertools import chain

@@ -5,6 +5,8 @@ path and name (``dump_oom_summary()``), a memcg's limits
 *reader* is a :class:`oomdrgn.core.kernel.KernelReader`.
 """
 
+from __future__ import annotations
+
 from typing import Iterator, List, Optional
 
 from .errors import ReadError, TargetError

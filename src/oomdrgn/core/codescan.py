@@ -4,6 +4,8 @@ Used to tell kernels that differ only in code: e.g. whether ``oom_badness``
 calls ``__percpu_counter_sum`` (exact sums, v7.0+) or not (approximate).
 """
 
+from __future__ import annotations
+
 from typing import Iterable
 
 __all__ = ["calls_target"]

@@ -6,6 +6,8 @@ Read over the port: ``node_states[N_MEMORY]``, ``pgdat->node_present_pages``,
 the OOM task's ``mems_allowed``, its cpuset's ancestors, ``tsk->mempolicy``.
 """
 
+from __future__ import annotations
+
 from typing import Callable, List, Optional, Sequence
 
 from . import vmstat

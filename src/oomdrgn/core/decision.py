@@ -5,6 +5,8 @@ Mirrors ``oom_evaluate_task()``, ``select_bad_process()``, ``oom_badness()``,
 ``proc_oom_score()``, ``mem_cgroup_scan_tasks()`` and ``dump_oom_summary()``.
 """
 
+from __future__ import annotations
+
 from typing import Iterator, List, Optional, Tuple, Union
 
 from .badness import (LONG_MAX, LONG_MIN, MMF_OOM_SKIP, badness_points, global_totalpages,

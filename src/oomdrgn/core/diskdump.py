@@ -14,6 +14,8 @@ disk_dump_header``, then ``sub_hdr_size`` blocks of ``struct kdump_sub_header``,
 one ``struct page_desc`` per dumped page, in PFN order.
 """
 
+from __future__ import annotations
+
 import struct
 import zlib
 from collections import OrderedDict

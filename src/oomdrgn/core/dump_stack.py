@@ -11,6 +11,8 @@ The header lines are exact. The frames are not: a dump taken after
 OOM path), which :class:`DumpStack` says in a note that is not kernel text.
 """
 
+from __future__ import annotations
+
 import re
 from typing import List, Literal, Optional, Tuple
 

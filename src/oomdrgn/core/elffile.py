@@ -4,6 +4,8 @@ Used to fetch a kernel image's ``.rodata`` from the vmlinux on disk, so that
 the printk formats can be found without reading megabytes of target memory.
 """
 
+from __future__ import annotations
+
 import struct
 from typing import BinaryIO, Dict, Iterable, List, Optional, Tuple
 

@@ -5,6 +5,8 @@ followed by the format (``pr_info`` -> ``"\\x016"``, ``pr_err`` -> ``"\\x013"``)
 Finding the exact format bytes there names the era without a version string.
 """
 
+from __future__ import annotations
+
 from typing import Optional
 
 from .formats import KILL_FORMATS, TABLE_FORMATS, KillFormat, TableFormat

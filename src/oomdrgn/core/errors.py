@@ -1,5 +1,7 @@
 """User-facing errors and the exit status of each class (standard library only)."""
 
+from __future__ import annotations
+
 __all__ = ["OomdrgnError", "EXIT_USAGE", "EXIT_TARGET", "EXIT_DEBUGINFO",
            "EXIT_PERMISSION", "EXIT_QUERY", "EXIT_PARTIAL", "EXIT_INTERNAL",
            "ReadError", "TargetError"]

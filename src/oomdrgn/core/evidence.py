@@ -4,6 +4,8 @@ Layouts are detected newest first, from the types; which counter a function
 reads, from its code; the printk formats, from ``.rodata``.
 """
 
+from __future__ import annotations
+
 from typing import Dict, Literal, Optional, Union
 
 from .codescan import calls_target

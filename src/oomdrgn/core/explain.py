@@ -10,6 +10,8 @@ chosen. :func:`format_explain` renders it as text; :func:`explain_task` reads
 and explains in one call.
 """
 
+from __future__ import annotations
+
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .badness import LONG_MAX, LONG_MIN, badness_points

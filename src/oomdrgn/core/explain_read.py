@@ -8,6 +8,8 @@ explanation itself is made from these by :func:`oomdrgn.core.explain.explain`
 (no reads).
 """
 
+from __future__ import annotations
+
 from typing import Dict, List, Optional, Tuple, Union
 
 from .errors import ReadError, TargetError

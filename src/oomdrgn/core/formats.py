@@ -6,6 +6,8 @@ strings are in its ``.rodata``, see :mod:`oomdrgn.core.eras`), never from a vers
 string.
 """
 
+from __future__ import annotations
+
 import functools
 from operator import attrgetter
 from typing import Any, Callable, List, Optional, Sequence, Tuple

@@ -7,6 +7,8 @@ name) and printed as ``lib/vsprintf.c`` ``format_flags()`` prints them; the
 line's era is the format found in the kernel's ``.rodata``.
 """
 
+from __future__ import annotations
+
 import re
 from typing import Dict, List, Literal, Optional, Sequence, Tuple
 

@@ -8,6 +8,8 @@ f09bddbd8661 ("vmcoreinfo: add kallsyms_num_syms symbol") (in v6.0)); before,
 :func:`read_kallsyms` finds them in the kernel image by their layout.
 """
 
+from __future__ import annotations
+
 import bisect
 import collections
 import itertools

@@ -7,6 +7,8 @@ decodes about 17 names, each from its block of 256 (``kallsyms_markers``); the
 whole table is decoded only when asked for (:attr:`names`, :meth:`name_at`).
 """
 
+from __future__ import annotations
+
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .kallsyms import MAX_SYMBOL_LENGTH, Kallsyms, KallsymsError, unreadable_kallsyms, walk_entries

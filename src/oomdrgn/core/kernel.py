@@ -6,6 +6,8 @@ found once per reader (the hot path); the layout of this kernel is detected
 from its types, newest first.
 """
 
+from __future__ import annotations
+
 from operator import itemgetter
 from typing import Dict, Iterator, List, Literal, Optional, Tuple, Union
 

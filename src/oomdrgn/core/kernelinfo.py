@@ -4,6 +4,8 @@ A backend gathers the evidence (data layout, format strings, call targets);
 the decisions are made here, once, for every backend.
 """
 
+from __future__ import annotations
+
 from typing import Any, Dict, Optional
 
 from .eras import Eras, detect_eras

@@ -5,6 +5,8 @@ arm64 ``Image`` as it is, an EFI zboot image's payload (standard library only).
 Decompression here covers what the standard library reads (gzip, xz, lzma,
 bzip2); lz4, zstd and lzo payloads are handed back compressed, for a tool."""
 
+from __future__ import annotations
+
 import bz2
 import lzma
 import struct

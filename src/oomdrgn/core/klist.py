@@ -1,6 +1,8 @@
 """``list_head`` walks as the kernel's list macros do, hardened against damaged
 memory (standard library only)."""
 
+from __future__ import annotations
+
 from typing import Callable, Iterator, Optional, Tuple, Type
 
 from .errors import ReadError

@@ -7,6 +7,8 @@ as an argument (Debian's ``LINUX_PACKAGE_ID`` in ``dump_stack_print_info()``),
 found by scanning the function's code for addresses inside ``.rodata``.
 """
 
+from __future__ import annotations
+
 import weakref
 from typing import Dict, Iterator, List, Optional, Tuple
 

@@ -14,6 +14,8 @@ namespaces.") (in v5.4); before, entries are 8 bytes. Kernels with absolute
 entries (no PREL32) are not read.
 """
 
+from __future__ import annotations
+
 import re
 from array import array
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple

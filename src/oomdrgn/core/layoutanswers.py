@@ -4,6 +4,8 @@ kept in the layout; and the debugger's hooks as a port without DWARF answers
 them. Shared by the drgn port (:class:`oomdrgn.drgn.btfport.BtfPort`) and the
 no-debugger port of ELF vmcores (:class:`oomdrgn.elfcore.port.CachedPort`)."""
 
+from __future__ import annotations
+
 from typing import Dict, Optional, Sequence, TYPE_CHECKING, Tuple
 
 from .errors import EXIT_DEBUGINFO, OomdrgnError

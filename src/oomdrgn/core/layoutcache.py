@@ -9,6 +9,8 @@ from is still where it was, byte for byte (a checksum of its first 64 KiB);
 symbol addresses are kept without the KASLR offset.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import zlib

@@ -7,6 +7,8 @@ printed before it (``free:``, ``Node 0 DMA free:``, ``hugepages_total=``,
 by shape (a zone missing on one side does not shift the rest).
 """
 
+from __future__ import annotations
+
 import difflib
 import re
 from typing import List, Optional, Sequence, Tuple

@@ -7,6 +7,8 @@ current one ``new``). A process whose row now comes from another thread
 by tgid and name, and its ``pid`` column shows as changed.
 """
 
+from __future__ import annotations
+
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .eras import table_format

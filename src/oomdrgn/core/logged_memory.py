@@ -8,6 +8,8 @@ and ``mems_allowed`` of its ``oom-kill:`` line, its memcg. A value memory cannot
 tell (the logged line has no counterpart now) is listed as such, never dropped.
 """
 
+from __future__ import annotations
+
 import re
 from typing import Dict, List, Optional, Sequence
 

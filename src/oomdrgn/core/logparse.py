@@ -16,6 +16,8 @@ header, see :data:`oomdrgn.core.formats.TABLE_FORMATS`), ``dump_oom_summary()``'
 ``oom_reap_task_mm()``'s ``oom_reaper:`` line.
 """
 
+from __future__ import annotations
+
 import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 

@@ -31,6 +31,8 @@ Which one a kernel does is read from its code (does
 *reader* is a :class:`oomdrgn.core.kernel.KernelReader`.
 """
 
+from __future__ import annotations
+
 from typing import Dict, List, Optional, Tuple
 
 from .memo import once_per

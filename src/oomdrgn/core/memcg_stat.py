@@ -15,6 +15,8 @@ atomics (before), never the per-CPU deltas not yet folded in.
 mem_cgroup *``.
 """
 
+from __future__ import annotations
+
 import re
 from typing import Dict, List, Optional, Tuple
 

@@ -4,6 +4,8 @@ from the memory controller's root), over the target port.
 *reader* is a :class:`oomdrgn.core.kernel.KernelReader`.
 """
 
+from __future__ import annotations
+
 from typing import List, Tuple
 
 from . import cgroup

@@ -11,6 +11,8 @@ back, byte for byte.
 lines and the ``name value`` stat lines.
 """
 
+from __future__ import annotations
+
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 

@@ -1,6 +1,8 @@
 """Values computed once per reader or target: layouts, format tables, the
 kernel's ``.rodata`` do not change under it (standard library only)."""
 
+from __future__ import annotations
+
 import functools
 import weakref
 from typing import Callable, TypeVar

@@ -1,5 +1,7 @@
 """``get_mm_counter()`` as each kernel era computes it (standard library only)."""
 
+from __future__ import annotations
+
 from typing import List, Sequence, Tuple
 
 from .model import MmRecord, RawCounter

@@ -4,6 +4,8 @@ A backend (drgn, GDB) turns kernel objects into these; nothing here knows about
 a debugger.
 """
 
+from __future__ import annotations
+
 from typing import NamedTuple, Optional, Tuple
 
 from .record import field, record

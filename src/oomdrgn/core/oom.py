@@ -5,6 +5,8 @@ This mirrors ``mm/oom_kill.c``: ``for_each_process``, ``oom_unkillable_task``,
 walks lists and reads records; the order and the rules are here, once.
 """
 
+from __future__ import annotations
+
 from typing import Iterator, List, Optional, Protocol, Sequence, Tuple, Union
 
 from .errors import ReadError, TargetError

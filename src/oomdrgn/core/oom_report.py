@@ -9,6 +9,8 @@ memory; this module decides the ``struct oom_control`` they are asked about
 (:func:`oom_control`) and puts them in order (:func:`oom_report`).
 """
 
+from __future__ import annotations
+
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 

@@ -12,6 +12,8 @@ OA[51:50] in bits 9:8, since 352b0395b505 ("arm64: Enable 52-bit virtual
 addressing for 4k and 16k granule configs") (in v6.9)).
 """
 
+from __future__ import annotations
+
 from typing import Callable, Dict, Mapping, Optional
 
 __all__ = ["PageWalker", "page_walker"]

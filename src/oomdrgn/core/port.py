@@ -8,6 +8,8 @@ its optional hooks (``find_task``, ``stack_functions``, ``stack_frames``,
 nothing better than the core's own walk.
 """
 
+from __future__ import annotations
+
 from typing import List, Optional, Protocol, Sequence, Tuple
 
 from .errors import ReadError

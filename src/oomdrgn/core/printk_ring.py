@@ -9,6 +9,8 @@ drgn's ``get_printk_records()`` does, and reads only through
 :class:`oomdrgn.core.port.Target`.
 """
 
+from __future__ import annotations
+
 import builtins
 from typing import List, Literal, Optional, Tuple
 

@@ -11,6 +11,8 @@ note per CPU, in CPU order: the *i*-th note is CPU *i* (QEMU also sets
 ``struct user_pt_regs`` (x0 .. x30, sp, pc, pstate).
 """
 
+from __future__ import annotations
+
 import struct
 from typing import Dict, List
 

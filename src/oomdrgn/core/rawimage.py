@@ -4,6 +4,8 @@ saves them (TRACE32 ``Data.SAVE.Binary``, vendor ``DDRCS0_0.BIN``, QEMU
 an ELF dump read the same way (standard library only).
 """
 
+from __future__ import annotations
+
 import io
 import mmap
 import os

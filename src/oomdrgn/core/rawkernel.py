@@ -8,6 +8,8 @@ searched in RAM and the layout read from the kernel's own variables
 as the VMCOREINFO the kernel would have written.
 """
 
+from __future__ import annotations
+
 import struct
 from itertools import chain
 from typing import Dict, Iterable, Iterator, List, Optional

@@ -10,6 +10,8 @@ default is a value or ``field(default_factory=...)``. :func:`replace`,
 :func:`asdict` and :func:`fields` are dataclasses' (they take dataclasses too).
 """
 
+from __future__ import annotations
+
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, TypeVar
 

@@ -7,6 +7,8 @@ The parts are named as :class:`oomdrgn.core.oom_report.Section` names them:
 ``slab``, ``protection``, ``tasks``, ``summary``, ``kill``.
 """
 
+from __future__ import annotations
+
 from typing import Dict, List, Sequence
 
 __all__ = ["split_report", "PARTS"]

@@ -5,6 +5,8 @@ or found in ``.rodata``. The drgn port (:mod:`oomdrgn.drgn.nodebug`) and the
 no-debugger port of ELF vmcores (:mod:`oomdrgn.elfcore.port`) both read them so,
 and say the same of where they came from."""
 
+from __future__ import annotations
+
 from typing import Callable, Mapping, Optional, TYPE_CHECKING, Tuple, Union
 
 from .btf import Blob, Btf, BtfError, find_btf

@@ -14,6 +14,8 @@ changed between eras are decided newest first (see :data:`RULES`).
 *reader* is a :class:`oomdrgn.core.kernel.KernelReader`.
 """
 
+from __future__ import annotations
+
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .memo import once_per

@@ -15,6 +15,8 @@ v3.13.10, v3.19.8, v4.1.15, v4.2.8, v4.4.155, v4.8.15, v4.9.115, v4.10.17, v4.11
 v4.12 and v4.13.9, and of RHEL 7.3's 3.10.0-514.el7.
 """
 
+from __future__ import annotations
+
 import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 

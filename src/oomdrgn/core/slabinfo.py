@@ -10,6 +10,8 @@ read 0, as ``node_nr_objs()`` returns then: no cache is printed.
 *reader* is a :class:`oomdrgn.core.kernel.KernelReader`.
 """
 
+from __future__ import annotations
+
 from typing import Iterator, List
 
 from .memo import once_per

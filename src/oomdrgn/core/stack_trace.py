@@ -14,6 +14,8 @@ the vmlinux's ELF symbol table: an alias, an inner label such as
 (arm64 ``$x``) may then name or size a frame otherwise.)
 """
 
+from __future__ import annotations
+
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .port import Fault, Target

@@ -6,6 +6,8 @@ reads of memory that cannot change (a vmcore, a stopped guest) from aligned
 blocks read once.
 """
 
+from __future__ import annotations
+
 import struct
 from operator import itemgetter
 from typing import Dict, List, Optional, Sequence, Tuple

@@ -33,6 +33,8 @@ Symbols outside :data:`WANTED` and kallsyms are not looked for: the port
 answers them as absent (functions of other eras, ``.cold`` parts).
 """
 
+from __future__ import annotations
+
 import collections
 from typing import Callable, Dict, Mapping, Optional
 

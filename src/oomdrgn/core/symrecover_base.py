@@ -2,6 +2,8 @@
 (:class:`Recovered`) and what a source reads and keeps through (:class:`Ctx`)
 (standard library and core only)."""
 
+from __future__ import annotations
+
 from typing import Callable, Dict, List, Literal, Mapping, Optional, Set, Tuple
 
 from .a64refs import Ref, refs

@@ -5,6 +5,8 @@ only): the global a known function's instructions use
 at each rule, citing where the kernel's source uses the symbol, the result
 checked by what it holds."""
 
+from __future__ import annotations
+
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from .a64refs import Loaded, Ref

@@ -3,6 +3,8 @@ kernel image's ``.rodata`` (:mod:`oomdrgn.core.symrecover`'s "layout" source;
 standard library and core only): ``gfpflag_names``, ``vmstat_text``,
 ``taint_flags``."""
 
+from __future__ import annotations
+
 import collections
 from typing import Dict, Optional, Set
 

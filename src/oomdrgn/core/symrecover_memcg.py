@@ -4,6 +4,8 @@
 ``mem_cgroup_events_index``, ``memcg_vm_event_stat``, with their sizes (BTF has
 no VAR for them), each checked by what it holds."""
 
+from __future__ import annotations
+
 from typing import Callable, List, Optional, Tuple
 
 from .port import Fault

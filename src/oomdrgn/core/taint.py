@@ -3,6 +3,8 @@ one ``struct taint_flag`` ``{c_true, c_false, ...}`` per taint bit, from bit 0
 (TAINT_PROPRIETARY_MODULE, ``P``/``G``), since 7fd8329ba502 ("taint/module:
 Clean up global and module taint flags handling") (in v4.10)."""
 
+from __future__ import annotations
+
 from typing import Optional
 
 __all__ = ["TAINT_LETTERS", "taint_run"]

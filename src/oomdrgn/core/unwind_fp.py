@@ -14,6 +14,8 @@ A CPU's saved registers may stop a function before its frame record exists
 (``x30``) and ``x29`` is still the caller's record.
 """
 
+from __future__ import annotations
+
 from typing import Callable, List, Optional, Tuple
 
 from .port import Fault

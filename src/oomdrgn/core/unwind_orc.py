@@ -16,6 +16,8 @@ module``); other code (BPF, ftrace trampolines: the kernel then guesses with a
 frame-pointer entry) ends the trace.
 """
 
+from __future__ import annotations
+
 import struct
 from bisect import bisect_right
 from typing import Callable, Dict, List, Mapping, Optional, Tuple

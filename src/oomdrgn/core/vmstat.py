@@ -19,6 +19,8 @@ is the same read as :func:`global_node_page_state`.
 once per reader and kept while it lives.
 """
 
+from __future__ import annotations
+
 from typing import Dict, List, Optional, Tuple
 
 from .memo import once_per

@@ -11,6 +11,8 @@ reader that hands the core's questions (``select_bad_process()``,
 the target's, so every question is asked exactly as without assumptions.
 """
 
+from __future__ import annotations
+
 import re
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 

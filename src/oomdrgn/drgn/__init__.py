@@ -1,1 +1,3 @@
 """drgn"""
+
+from __future__ import annotations

@@ -2,6 +2,8 @@
 plus the same records read through drgn Objects (the reference the core's
 raw reads are tested against)."""
 
+from __future__ import annotations
+
 from typing import Optional
 
 from drgn import FaultError, Object, ObjectAbsentError, Program, TypeKind

@@ -2,6 +2,8 @@
 library where it can, else the compressor's own tool, as the kernel's
 ``scripts/extract-vmlinux`` does."""
 
+from __future__ import annotations
+
 import shutil
 import subprocess
 from typing import Tuple

@@ -4,6 +4,8 @@ itself by :mod:`oomdrgn.core.btf` and :mod:`oomdrgn.core.kallsyms`), every
 answer kept in the build's :class:`~oomdrgn.core.layoutcache.Layout`: with a
 warm cache, BTF and kallsyms are not even parsed."""
 
+from __future__ import annotations
+
 from typing import Callable, List, Optional, TYPE_CHECKING, Tuple
 
 from drgn import Program

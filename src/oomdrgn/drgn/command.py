@@ -1,5 +1,7 @@
 """drgn plugin: the ``%oom`` command (entry point group ``drgn.plugins``)."""
 
+from __future__ import annotations
+
 import argparse
 import sys
 from typing import Any, Optional

@@ -1,6 +1,8 @@
 """No debug info: the kernel's BTF and kallsyms, found in the target's memory,
 made into a :class:`~oomdrgn.drgn.btfport.BtfPort`."""
 
+from __future__ import annotations
+
 from typing import Optional, TYPE_CHECKING, Tuple
 
 from drgn import FaultError, Program

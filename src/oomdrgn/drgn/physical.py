@@ -3,6 +3,8 @@ and ELF dumps without a VMCOREINFO note. drgn walks the page tables itself
 (``set_linux_kernel_custom``) with the VMCOREINFO :mod:`oomdrgn.core.rawkernel`
 finds in the images or writes from the vmlinux."""
 
+from __future__ import annotations
+
 import platform as host_platform
 from typing import List, Optional, Sequence
 

@@ -1,5 +1,7 @@
 """The target port over a :class:`drgn.Program` (see :mod:`oomdrgn.core.port`)."""
 
+from __future__ import annotations
+
 import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 

@@ -5,6 +5,8 @@ buffer over the target port (the same walk serves GDB);
 :mod:`oomdrgn.core.logparse` reads the lines like any other log.
 """
 
+from __future__ import annotations
+
 from typing import List
 
 from drgn import Program

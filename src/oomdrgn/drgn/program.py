@@ -1,5 +1,7 @@
 """Open a drgn Program on a vmcore, the live kernel or a QEMU guest, with clear errors."""
 
+from __future__ import annotations
+
 import os
 import sys
 import struct

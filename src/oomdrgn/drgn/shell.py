@@ -1,6 +1,8 @@
 """``oomdrgn shell``: drgn's interactive console on any target oomdrgn opens
 (raw RAM images and ELF dumps without VMCOREINFO included), ``%oom`` loaded."""
 
+from __future__ import annotations
+
 from typing import Any, Dict
 
 from drgn import Program

@@ -2,6 +2,8 @@
 CPU's saved registers (the dump file's ``NT_PRSTATUS`` notes) and the layouts
 the port cannot give (``struct orc_entry``'s bit fields, arm64's VA bits)."""
 
+from __future__ import annotations
+
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from drgn import FaultError, Program

@@ -1,6 +1,8 @@
 """Open an ELF vmcore with no debugger, where the build's layout cache answers
 for it and no DWARF would be preferred (standard library only)."""
 
+from __future__ import annotations
+
 import os
 from typing import Dict, List, Optional, Tuple
 

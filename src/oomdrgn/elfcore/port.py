@@ -12,6 +12,8 @@ only drgn knows, frames, symbol names) raises :class:`Unanswered`, and the
 caller opens the dump with drgn instead (:func:`oomdrgn.elfcore.open.cached_reader`).
 """
 
+from __future__ import annotations
+
 from typing import Dict, List, Optional, TYPE_CHECKING, Tuple, Union
 
 from ..core.errors import OomdrgnError

@@ -1,1 +1,3 @@
 """gdb"""
+
+from __future__ import annotations

@@ -7,6 +7,8 @@ Runs outside GDB (with the Python that has oomdrgn installed, venv included); th
 printed file then loads this very package into GDB's own Python.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys

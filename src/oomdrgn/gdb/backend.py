@@ -6,6 +6,8 @@ reads are served from blocks read once (lifetime: the command); the
 decisions are kept per symbol file (dropped on ``new_objfile``).
 """
 
+from __future__ import annotations
+
 from typing import Optional
 
 import gdb

@@ -7,6 +7,8 @@ drgn's ``%oom`` (:mod:`oomdrgn.commands.subcommands`) and runs the same
 so every subcommand that needs only the reader protocol works here too.
 """
 
+from __future__ import annotations
+
 import argparse
 import contextlib
 import io

@@ -5,6 +5,8 @@ bytes (its whole text, build string included) in target memory; the command
 that reloads the symbols at that offset is in :mod:`oomdrgn.gdb.command`.
 """
 
+from __future__ import annotations
+
 from typing import Iterator, List, Optional, Tuple
 
 import gdb

@@ -10,6 +10,8 @@ another Python script (``gdb.execute("source ...")``), ``__file__`` is that
 script's. Importing this module outside GDB does nothing.
 """
 
+from __future__ import annotations
+
 
 def _oomdrgn_gdb_load() -> None:
     import importlib

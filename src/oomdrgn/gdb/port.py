@@ -6,6 +6,8 @@ looked up once per symbol file and forgotten on ``gdb.events.new_objfile``
 Faults (``gdb.MemoryError``) become :class:`oomdrgn.core.port.Fault`.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import re

@@ -13,6 +13,8 @@ make it happen, and read what the kernel printed.
 The pytest plugin (:mod:`oomdrgn.testing.pytest_plugin`) hands such guests to tests.
 """
 
+from __future__ import annotations
+
 import time
 from dataclasses import dataclass, field
 from typing import List, Optional

@@ -8,6 +8,8 @@ Every guest is shut down and its files removed after the test, also when it
 fails or is interrupted.
 """
 
+from __future__ import annotations
+
 import pytest
 
 from . import OomGuest

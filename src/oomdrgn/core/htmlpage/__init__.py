@@ -5,6 +5,8 @@ commands print from; :func:`render_page` lays them out: inline CSS, SVG bars
 and script, no URL, every kernel string escaped.
 """
 
+from __future__ import annotations
+
 from .memory import memcg_breakdown, normalize_show_mem
 from .model import LoggedReport, MemcgNode, MemoryView, Page, TaskTable, View
 from .page import render_page

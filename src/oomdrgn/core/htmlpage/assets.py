@@ -1,6 +1,8 @@
 """The page's inline style and script (no external reference: the page opens
 offline; the Content-Security-Policy forbids any fetch)."""
 
+from __future__ import annotations
+
 __all__ = ["CSS", "SCRIPT", "CSP"]
 
 #: Nothing but inline style and script; images only from data: URLs.

@@ -1,6 +1,8 @@
 """Text from the kernel made safe for HTML: comm names hold ``<``, ``&``, quotes
 and bytes that are not UTF-8 (read with ``surrogateescape``)."""
 
+from __future__ import annotations
+
 import html
 import json
 from typing import Any

@@ -6,6 +6,8 @@ labels, ``mem_cgroup_print_oom_meminfo()``'s), shown as printed; the bars
 only add them up (what no counter names is drawn as "other").
 """
 
+from __future__ import annotations
+
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .escape import text

@@ -7,6 +7,8 @@ log's parsed reports); :func:`oomdrgn.core.htmlpage.render_page` only lays
 them out. Nothing here reads kernel memory or computes a kernel value.
 """
 
+from __future__ import annotations
+
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..record import field, record

@@ -1,5 +1,7 @@
 """One self-contained HTML page from a :class:`~.model.Page`."""
 
+from __future__ import annotations
+
 from typing import List
 
 from .assets import CSP, CSS, SCRIPT

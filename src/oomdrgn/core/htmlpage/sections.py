@@ -1,6 +1,8 @@
 """The page's other parts: the memcg tree, the logged reports beside memory,
 the kernel and formats detected, the command."""
 
+from __future__ import annotations
+
 from typing import List, Optional, Sequence, Tuple
 
 from .escape import text

@@ -1,5 +1,7 @@
 """Inline SVG bars (no script, no external reference)."""
 
+from __future__ import annotations
+
 from typing import Optional, Sequence, Tuple
 
 from .escape import text

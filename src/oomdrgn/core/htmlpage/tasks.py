@@ -2,6 +2,8 @@
 verdict; sortable by any column (the script sorts by ``data-v``), the victim
 marked, a row's ``explain`` in a JSON slot."""
 
+from __future__ import annotations
+
 from typing import Any, Dict, List
 
 from .escape import json_blob, text

@@ -5,6 +5,8 @@ arm64 kernels ``qemu-system-aarch64``, ``aarch64-linux-gnu-gcc`` (static),
 ``aarch64-linux-gnu-nm`` and ``gdb-multiarch``.
 """
 
+from __future__ import annotations
+
 from .dumps import open_vmcore, unflatten
 from .gdbstub import GdbStub, symbol_address
 from .initramfs import build_initramfs, compile_workloads

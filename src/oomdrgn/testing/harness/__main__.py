@@ -5,6 +5,8 @@ get a guest shell.
     python -m oomdrgn.testing.harness kill 6.12 --out /tmp/k612
 """
 
+from __future__ import annotations
+
 import argparse
 import sys
 from typing import Callable, Dict, List, Optional

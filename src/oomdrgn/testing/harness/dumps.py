@@ -1,5 +1,7 @@
 """QEMU dump files: unflatten kdump output, open with drgn (imported lazily)."""
 
+from __future__ import annotations
+
 import os
 import shutil
 import struct

@@ -7,6 +7,8 @@ An aarch64 vmlinux is read with ``aarch64-linux-gnu-nm`` and its guest driven
 by ``gdb-multiarch`` (the host's ``nm`` and ``gdb`` know only x86-64).
 """
 
+from __future__ import annotations
+
 import os
 import platform
 import shutil

@@ -4,6 +4,8 @@ Both the compiled workloads and the archive are cached by content hash, so a
 second boot of the same kernel costs nothing here.
 """
 
+from __future__ import annotations
+
 import gzip
 import hashlib
 import shutil

@@ -1,5 +1,7 @@
 """Where the test kernels and the harness's data (``oomdrgn/testing/data``) live."""
 
+from __future__ import annotations
+
 import os
 import subprocess
 from dataclasses import dataclass

@@ -14,6 +14,8 @@ virtio_blk and virtio_pci are modules on some), opened with ``snapshot=on``::
         res.status, res.stdout, res.stderr, res.seconds
 """
 
+from __future__ import annotations
+
 import base64
 import shlex
 import time

@@ -1,5 +1,7 @@
 """The processes a scenario puts in front of the OOM killer (``oompop`` and ``oomhog``)."""
 
+from __future__ import annotations
+
 import re
 import shlex
 from dataclasses import dataclass

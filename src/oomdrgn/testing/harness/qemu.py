@@ -18,6 +18,8 @@ not syncing: Fatal exception in interrupt``) is seen at once and booted again,
 once; the retry is printed on stderr (and is a pytest warning inside a test).
 """
 
+from __future__ import annotations
+
 import os
 import re
 import shlex

@@ -1,5 +1,7 @@
 """A blocking wrapper around ``qemu.qmp.QMPClient``, one private event loop each."""
 
+from __future__ import annotations
+
 import asyncio
 from typing import Any, Dict, List, Optional
 

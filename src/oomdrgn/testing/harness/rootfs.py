@@ -22,6 +22,8 @@ overlay and the cached files are never modified.
 debug images of the named kernels (default all) and prints their paths and sizes.
 """
 
+from __future__ import annotations
+
 import fcntl
 import hashlib
 import os

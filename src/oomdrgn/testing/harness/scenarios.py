@@ -29,6 +29,8 @@ and ``fmt``: the dump formats of the moment, ``elf``, ``kdump-zlib`` and
 addresses in :attr:`Artifacts.raw_banks`).
 """
 
+from __future__ import annotations
+
 import json
 import platform
 import re
