@@ -101,3 +101,16 @@ def test_span_is_a_view_within_one_bank_and_outlives_close(tmp_path):
     assert mem.span(0x4000, 1) is None  # in no bank
     mem.close()  # a view still held keeps its mapping
     assert bytes(view[-2:]) == bytes([0xfe, 0xff])
+
+
+def test_holds_searches_within_one_bank(tmp_path):
+    a = _bank(tmp_path, "a", b"." * 100 + b"\x016needle" + b"." * 3988)
+    b = _bank(tmp_path, "b", b"wxyz" * 1024)
+    mem = PhysicalMemory(open_banks([f"{b}@0x2000", f"{a}@0x1000"]))
+    assert mem.holds(0x1000, 0x1000, b"\x016needle") is True
+    assert mem.holds(0x1064, 8, b"\x016needle") is True  # exactly its bytes
+    assert mem.holds(0x1065, 0x800, b"\x016needle") is False  # starts before the range
+    assert mem.holds(0x1000, 0x6b, b"\x016needle") is False  # ends after it
+    assert mem.holds(0x2000, 0x1000, b"\x016needle") is False
+    assert mem.holds(0x1ffe, 4, b"..wx") is None  # runs into the next bank
+    assert mem.holds(0x4000, 1, b"w") is None  # in no bank

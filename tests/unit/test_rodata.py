@@ -2,7 +2,9 @@
 vmlinux file's ``.rodata`` section holds, without the ``.BTF`` that ``RO_DATA()``
 links in before ``__end_rodata``."""
 
-from oomdrgn.core.evidence import rodata
+import pytest
+
+from oomdrgn.core.evidence import rodata, rodata_holds
 
 START, BTF, STOP, END = 0x1000, 0x3000, 0x5000, 0x6000
 
@@ -41,3 +43,31 @@ def test_rodata_without_btf():
 def test_rodata_of_a_kernel_without_btf():
     target = Memory(btf=False)
     assert rodata(target) == bytes(target.mem[START:END])
+
+
+class InPlace(Memory):
+    """A port that searches memory in place (``holds``), as the ELF vmcore's does."""
+
+    def __init__(self, answers=True, **kw):
+        super().__init__(**kw)
+        self.answers, self.searched = answers, []
+
+    def holds(self, address, size, needle):
+        self.searched.append((address, size))
+        if not self.answers:
+            return None
+        return needle in bytes(self.mem[address:address + size])
+
+
+@pytest.mark.parametrize("btf", [True, False])
+@pytest.mark.parametrize("needle", [b"\x016%s free", b"\x013late", b"free\0", b"BB", b"\x013none"])
+def test_rodata_holds_as_rodata(needle, btf):
+    # In place, part by part, or read and joined: the same answer as rodata();
+    # a needle with NUL (it could span a join) is looked for in the joined copy.
+    want = needle in rodata(Memory(btf=btf))
+    target = InPlace(btf=btf)
+    assert rodata_holds(target, needle) == want
+    assert bool(target.reads) == (b"\0" in needle)
+    assert bool(target.searched) == (b"\0" not in needle)
+    fallback = InPlace(answers=False, btf=btf)  # memory the port cannot search
+    assert rodata_holds(fallback, needle) == want and fallback.reads

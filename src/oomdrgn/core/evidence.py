@@ -6,7 +6,7 @@ reads, from its code; the printk formats, from ``.rodata``.
 
 from __future__ import annotations
 
-from typing import Dict, Literal, Optional, Union
+from typing import Dict, List, Literal, Optional, Tuple, Union
 
 from .codescan import calls_target
 from .elffile import read_section
@@ -15,7 +15,7 @@ from .kernelinfo import CONSUMERS, Evidence
 from .memo import once_per
 from .port import Target
 
-__all__ = ["gather_evidence", "rodata", "RodataStrings", "page_shift", "has_member", "counter_layout"]
+__all__ = ["gather_evidence", "rodata", "rodata_holds", "RodataStrings", "page_shift", "has_member", "counter_layout"]
 
 
 def has_member(target: Target, type_name: str, designator: str) -> bool:
@@ -34,6 +34,19 @@ def counter_layout(target: Target) -> str:
     return "percpu" if kind == "array" else "atomic"
 
 
+def _rodata_parts(target: Target) -> Optional[List[Tuple[int, int]]]:
+    """The address ranges of the kernel image's ``.rodata`` as the file's
+    section holds it: without .BTF, which RO_DATA() links in before
+    __end_rodata (half of it on 6.1: 4 of 8 MB; types, no strings)."""
+    start, end = target.symbol("__start_rodata"), target.symbol("__end_rodata")
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    btf, stop = target.symbol("__start_BTF"), target.symbol("__stop_BTF")
+    if btf is not None and stop is not None and start[0] <= btf[0] < stop[0] <= end[0]:
+        return [(start[0], btf[0]), (stop[0], end[0])]
+    return [(start[0], end[0])]
+
+
 @once_per
 def rodata(target: Target) -> Optional[bytes]:
     """The kernel image's ``.rodata``: from the vmlinux file, else from memory
@@ -46,19 +59,28 @@ def rodata(target: Target) -> Optional[bytes]:
                 return data
         except (OSError, ValueError):
             pass
-    start, end = target.symbol("__start_rodata"), target.symbol("__end_rodata")
-    if start is None or end is None or end[0] <= start[0]:
+    parts = _rodata_parts(target)
+    if parts is None:
         return None
-    # As the file's .rodata section: without .BTF, which RO_DATA() links in
-    # before __end_rodata (half of it on 6.1: 4 of 8 MB; types, no strings).
-    parts = [(start[0], end[0])]
-    btf, stop = target.symbol("__start_BTF"), target.symbol("__stop_BTF")
-    if btf is not None and stop is not None and start[0] <= btf[0] < stop[0] <= end[0]:
-        parts = [(start[0], btf[0]), (stop[0], end[0])]
     try:
         return b"\0".join(target.read(a, b - a) for a, b in parts)
     except ReadError:
         return None
+
+
+def rodata_holds(target: Target, needle: bytes) -> bool:
+    """``needle in rodata(target)``; searched in place where the port can
+    (``holds``: a dump's file mapping, no copy of 4 MB into fresh memory), a
+    needle without NUL being in no join of the parts."""
+    holds = getattr(target, "holds", None)
+    if holds is not None and b"\0" not in needle and not target.vmlinux_path():
+        parts = _rodata_parts(target)
+        if parts is not None:
+            answers = [holds(a, b - a, needle) for a, b in parts]
+            if None not in answers:
+                return any(answers)
+    data = rodata(target)
+    return data is not None and needle in data
 
 
 class RodataStrings:
@@ -74,8 +96,7 @@ class RodataStrings:
         key = needle.hex()
         hit = self.memo.get(key)
         if hit is None:
-            data = rodata(self.target)
-            hit = self.memo[key] = data is not None and needle in data
+            hit = self.memo[key] = rodata_holds(self.target, needle)
         return hit
 
 

@@ -135,6 +135,15 @@ class PhysicalMemory:
         start = bank.offset + paddr - bank.paddr
         return memoryview(self._maps[bank.path])[start:start + size]
 
+    def holds(self, paddr: int, size: int, needle: bytes) -> Optional[bool]:
+        """Whether the *size* bytes at *paddr* hold *needle*, searched in the
+        file's mapping (no copy); None unless one bank holds them all."""
+        bank = self.bank_of(paddr)
+        if bank is None or paddr + size > bank.end:
+            return None
+        start = bank.offset + paddr - bank.paddr
+        return self._maps[bank.path].find(needle, start, start + size) >= 0
+
     def read(self, paddr: int, size: int) -> bytes:
         """``size`` bytes at ``paddr``; :class:`LookupError` where no bank holds them."""
         out = bytearray()

@@ -116,6 +116,14 @@ class CachedPort(LayoutAnswers):
         found = self.mem.span((address - self._image[2]) & _MASK64, size)
         return found if found is not None else self._image_read(address, size)
 
+    def holds(self, address: int, size: int, needle: bytes) -> Optional[bool]:
+        """Whether kernel image memory at *address* holds *needle*, searched in
+        place (.rodata's strings); None: not answered here."""
+        start, end, off = self._image
+        if not (start <= address and address + size <= end):
+            return None
+        return self.mem.holds((address - off) & _MASK64, size, needle)
+
     def _faulting_read(self, address: int, size: int) -> bytes:
         """:meth:`read`, a fault where drgn's read would fault (no page, not in the dump)."""
         try:
